@@ -1,0 +1,190 @@
+"""Configuration: every environment variable the watchdog reads, in one place.
+
+Each variable is declared once with its default and meaning; `Settings.from_env`
+reads and checks them all, and `python main.py check-config` prints the result
+without side effects. Rates default to the published Cloud Run job prices of a
+Tier 1 region (https://cloud.google.com/run/pricing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from handlers.errors import ConfigError
+
+OVERRIDE_ENV = "PARALLELLY_OVERRIDE_CORES"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    meaning: str
+
+
+VARIABLES = (
+    Variable(
+        "WATCHDOG_JOBS",
+        "mmm-app-training,mmm-app-dev-training",
+        "Cloud Run job names to watch, comma separated",
+    ),
+    Variable(
+        "WATCHDOG_LEDGER",
+        "sqlite:.watchdog/ledger.sqlite3",
+        "where state is kept: sqlite:PATH (relative to the working "
+        "directory) or sqlite::memory:",
+    ),
+    Variable(
+        "WATCHDOG_TOLERANCE_CORES",
+        "1",
+        "cores below the override that still count as effective",
+    ),
+    Variable(
+        "WATCHDOG_GRACE_SECONDS",
+        "120",
+        "seconds after an execution's completion entry before its verdict",
+    ),
+    Variable(
+        "WATCHDOG_CPU_RATE_USD",
+        "0.000018",
+        "price of one vCPU-second of a Cloud Run job",
+    ),
+    Variable(
+        "WATCHDOG_MEMORY_RATE_USD",
+        "0.000002",
+        "price of one GiB-second of a Cloud Run job",
+    ),
+    Variable(
+        "WATCHDOG_BASELINE_TRAINING_MINUTES",
+        "2.3",
+        "training minutes the speed-up is measured against",
+    ),
+    Variable(
+        "WATCHDOG_MAX_ENTRY_BYTES",
+        "786432",
+        "largest decoded LogEntry accepted; larger ones are rejected",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs: frozenset[str]
+    ledger: str
+    tolerance_cores: int
+    grace_seconds: float
+    cpu_rate_usd: float
+    memory_rate_usd: float
+    baseline_training_minutes: float
+    max_entry_bytes: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable; raise ConfigError naming all the bad ones."""
+        env = os.environ if env is None else env
+        raw = {v.name: env.get(v.name, v.default).strip() for v in VARIABLES}
+        problems: list[str] = []
+
+        def read(name: str, parse: Callable[[str], object]):
+            try:
+                value = parse(raw[name])
+            except ValueError as exc:
+                problems.append(f"{name}={raw[name]!r}: {exc}")
+                return None
+            return value
+
+        settings = cls(
+            jobs=read("WATCHDOG_JOBS", _job_names),
+            ledger=read("WATCHDOG_LEDGER", _ledger_url),
+            tolerance_cores=read("WATCHDOG_TOLERANCE_CORES", _count),
+            grace_seconds=read("WATCHDOG_GRACE_SECONDS", _non_negative),
+            cpu_rate_usd=read("WATCHDOG_CPU_RATE_USD", _non_negative),
+            memory_rate_usd=read("WATCHDOG_MEMORY_RATE_USD", _non_negative),
+            baseline_training_minutes=read(
+                "WATCHDOG_BASELINE_TRAINING_MINUTES", _positive
+            ),
+            max_entry_bytes=read("WATCHDOG_MAX_ENTRY_BYTES", _byte_limit),
+        )
+        if problems:
+            raise ConfigError(
+                "unusable configuration; fix these environment variables:\n  "
+                + "\n  ".join(problems)
+            )
+        return settings
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(variable, effective value, meaning) rows, in declaration order."""
+        values = [getattr(self, f.name) for f in fields(self)]
+        return [
+            (v.name, _show(value), v.meaning)
+            for v, value in zip(VARIABLES, values, strict=True)
+        ]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    if isinstance(value, float):
+        return f"{value:.10f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _job_names(text: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError("expected at least one job name")
+    return names
+
+
+def _ledger_url(text: str) -> str:
+    scheme, _, rest = text.partition(":")
+    if scheme != "sqlite" or not rest:
+        raise ValueError("expected sqlite:PATH or sqlite::memory:")
+    if rest != ":memory:":
+        folder = _existing_parent(Path(rest).resolve().parent)
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"{folder} is not writable")
+    return text
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise ValueError("expected zero or more")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise ValueError("expected more than zero")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError("expected a whole number, zero or more")
+    return int(text)
+
+
+def _byte_limit(text: str) -> int:
+    value = _count(text)
+    if value < 1024:
+        raise ValueError("expected at least 1024 bytes")
+    return value

@@ -1,0 +1,51 @@
+"""The state the watchdog keeps, behind one small interface.
+
+Every side effect has a key here and happens once: an observation per log
+entry, a verdict per execution. `open_ledger` picks the implementation from
+`WATCHDOG_LEDGER`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from handlers.observation import Observation
+
+
+class Ledger(Protocol):
+    def add(self, observation: Observation, seen_at: float) -> bool:
+        """Keep an observation once per entry; True when it was new.
+
+        A completion observation also marks its execution complete, at the
+        first time it was seen.
+        """
+
+    def observations(self, job: str, execution: str) -> list[Observation]:
+        """Every observation of one execution, in no particular order."""
+
+    def due(self, completed_before: float, job: str | None = None) -> list[tuple]:
+        """(job, execution) complete before that time and still without verdict."""
+
+    def undecided(self) -> list[tuple[str, str]]:
+        """(job, execution) of every execution without a verdict."""
+
+    def write_verdict(self, record: dict, decided_at: float) -> bool:
+        """Write a verdict unless one exists; True only for the writer."""
+
+    def verdict(self, job: str, execution: str) -> dict | None:
+        """The verdict record of one execution, if written."""
+
+    def verdicts(self, job: str | None = None) -> list[dict]:
+        """Verdict records, oldest decision first."""
+
+    def close(self) -> None: ...
+
+
+def open_ledger(url: str) -> Ledger:
+    """The ledger a `WATCHDOG_LEDGER` value names (checked by the config)."""
+    scheme, _, rest = url.partition(":")
+    if scheme == "sqlite":
+        from handlers.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(rest)
+    raise ValueError(f"unknown ledger {url!r}")

@@ -1,0 +1,172 @@
+"""One verdict per execution: did the training get the cores it pays for?
+
+The ground truth is the number of cores the training used, backed by the
+evidence in the logs, never the presence of one success line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from handlers import costs, diagnosis
+from handlers import observation as kinds
+from handlers.config import Settings
+from handlers.evidence import Evidence
+from handlers.observation import Observation
+from handlers.times import seconds_between
+
+EFFECTIVE = "effective"
+FORCED = "forced"
+INEFFECTIVE = "ineffective"
+MISSING = "missing"
+INVALID = "invalid"
+INACTIVE = "inactive"
+INCONCLUSIVE = "inconclusive"
+
+VERDICTS = (EFFECTIVE, FORCED, INEFFECTIVE, MISSING, INVALID, INACTIVE, INCONCLUSIVE)
+FAILING = frozenset({INEFFECTIVE, MISSING, INVALID})
+RESETTING = frozenset({EFFECTIVE, FORCED})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    job: str
+    execution: str
+    verdict: str
+    causes: tuple[str, ...]
+    override_cores: int | None
+    cores_used: int | None
+    vcpu: float | None
+    memory_gib: float | None
+    training_minutes: float | None
+    wall_seconds: float | None
+    cost_usd: float | None
+    idle_cost_usd: float | None
+    utilisation: float | None
+    speedup: float | None
+    outcome: str
+    start_time: str | None
+    completion_time: str | None
+    log_uri: str | None
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["causes"] = list(self.causes)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> Verdict:
+        known = {name: record.get(name) for name in cls.__dataclass_fields__}
+        known["causes"] = tuple(record.get("causes") or ())
+        return cls(**known)
+
+
+def decide(
+    job: str, execution: str, observations: Iterable[Observation], settings: Settings
+) -> Verdict:
+    """The verdict of one finished execution from everything logged about it."""
+    evidence = Evidence(observations)
+    override = diagnosis.override_of(evidence)
+    training = diagnosis.training_of(evidence)
+    causes = [
+        *override.causes,
+        *diagnosis.parallelly_causes(evidence, override.value),
+        *training.causes,
+        *diagnosis.ending_causes(evidence),
+    ]
+    verdict, found = _classify(evidence, override, training, settings)
+    return _with_figures(
+        job,
+        execution,
+        verdict,
+        [*found, *causes],
+        override,
+        training,
+        evidence,
+        settings,
+    )
+
+
+def _classify(
+    evidence: Evidence,
+    override: diagnosis.Override,
+    training: diagnosis.Training,
+    settings: Settings,
+) -> tuple[str, list[str]]:
+    if override.state == diagnosis.UNSET:
+        return INACTIVE, []
+    if override.state == diagnosis.INVALID:
+        return INVALID, []
+    if override.state == diagnosis.UNKNOWN:
+        return INCONCLUSIVE, ["override_unknown"]
+    if not evidence.has_any(kinds.OVERRIDE_EVIDENCE):
+        return MISSING, ["no_override_marker"]
+    if override.value is None:
+        return INCONCLUSIVE, ["override_value_unknown"]
+    if training.cores is None:
+        return INCONCLUSIVE, ["cores_unknown"]
+    status = diagnosis.verification_status(evidence)
+    if training.cores < override.value - settings.tolerance_cores:
+        contradiction = (
+            ["verification_contradicts_cores"] if status == "success" else []
+        )
+        return INEFFECTIVE, contradiction
+    if status == "success":
+        return EFFECTIVE, []
+    return FORCED, [f"verification_{status or 'missing'}"]
+
+
+def _with_figures(
+    job: str,
+    execution: str,
+    verdict: str,
+    causes: list[str],
+    override: diagnosis.Override,
+    training: diagnosis.Training,
+    evidence: Evidence,
+    settings: Settings,
+) -> Verdict:
+    completion = evidence.completion
+    vcpu, memory = completion.get("vcpu"), completion.get("memory_gib")
+    wall = seconds_between(
+        completion.get("start_time"), completion.get("completion_time")
+    )
+    tasks = completion.get("task_count") or 1
+    rates = costs.Rates(settings.cpu_rate_usd, settings.memory_rate_usd)
+    priced = None not in (vcpu, memory, wall)
+    cost = costs.execution_cost(rates, vcpu, memory, wall, tasks) if priced else None
+    idle = None
+    if priced and training.cores is not None:
+        idle = costs.idle_cost(rates, vcpu, training.cores, wall, tasks)
+    if training.cores is not None and vcpu and training.cores > vcpu:
+        causes.append("cores_above_vcpu")
+    minutes = training.minutes
+    return Verdict(
+        job=job,
+        execution=execution,
+        verdict=verdict,
+        causes=tuple(dict.fromkeys(causes)),
+        override_cores=override.value,
+        cores_used=training.cores,
+        vcpu=vcpu,
+        memory_gib=memory,
+        training_minutes=_round(minutes, 3),
+        wall_seconds=_round(wall, 1),
+        cost_usd=_round(cost, 6),
+        idle_cost_usd=_round(idle, 6),
+        utilisation=_round(training.cores / vcpu, 3)
+        if training.cores is not None and vcpu
+        else None,
+        speedup=_round(settings.baseline_training_minutes / minutes, 2)
+        if minutes
+        else None,
+        outcome=evidence.outcome,
+        start_time=completion.get("start_time"),
+        completion_time=completion.get("completion_time"),
+        log_uri=completion.get("log_uri"),
+    )
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,1 @@
+"""Sample exports and the LogEntry builders behind them."""
