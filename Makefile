@@ -21,7 +21,7 @@ lint: $(READY)
 	$(PY) -m ruff check .
 
 test: $(READY) r-deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(READY)
 	$(PY) bench/audit_throughput.py

@@ -113,7 +113,8 @@ def read_marker(payload: dict) -> tuple[str, dict] | None:
     execution = payload.get("execution")
     fields = {"execution": execution} if isinstance(execution, str) else {}
     version = payload.get("marker_version")
-    schema = SCHEMAS.get(name) if version == MARKER_VERSION else None
+    known = isinstance(name, str) and type(version) is int and version == MARKER_VERSION
+    schema = SCHEMAS.get(name) if known else None
     if schema is None:
         return _unrecognised(fields, f"marker {name!r} version {version!r}")
     for key, (read, required) in schema.items():
