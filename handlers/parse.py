@@ -43,8 +43,10 @@ def watched_job(entry: dict, jobs: frozenset[str]) -> str:
     resource = entry["resource"]
     labels = resource.get("labels")
     job = labels.get("job_name") if isinstance(labels, dict) else None
-    if resource.get("type") != "cloud_run_job" or not isinstance(job, str) or (
-        job not in jobs
+    if (
+        resource.get("type") != "cloud_run_job"
+        or not isinstance(job, str)
+        or (job not in jobs)
     ):
         raise BadMessage(
             "unwatched_job",

@@ -7,7 +7,7 @@ evidence in the logs, never the presence of one success line.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from handlers import costs, diagnosis
 from handlers import observation as kinds
@@ -51,7 +51,7 @@ class Verdict:
     log_uri: str | None
 
     def to_record(self) -> dict:
-        record = asdict(self)
+        record = {name: getattr(self, name) for name in FIELDS}
         record["causes"] = list(self.causes)
         return record
 
@@ -60,6 +60,9 @@ class Verdict:
         known = {name: record.get(name) for name in cls.__dataclass_fields__}
         known["causes"] = tuple(record.get("causes") or ())
         return cls(**known)
+
+
+FIELDS = tuple(f.name for f in fields(Verdict))
 
 
 def decide(
