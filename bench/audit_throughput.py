@@ -62,13 +62,17 @@ def main() -> None:
     audit_s, result = best_of(3, lambda: audit_files([export], settings))
 
     assert len(result.verdicts) == executions, "every execution needs a verdict"
-    print(f"export: {entries:,} entries, {executions:,} executions, "
-          f"{size / 2**20:.1f} MiB")
+    print(
+        f"export: {entries:,} entries, {executions:,} executions, "
+        f"{size / 2**20:.1f} MiB"
+    )
     print(f"json.loads:  {parse_s:.3f} s  ({entries / parse_s:,.0f} entries/s)")
     print(f"audit:       {audit_s:.3f} s  ({entries / audit_s:,.0f} entries/s)")
     ratio = audit_s / parse_s
-    print(f"ratio audit / json.loads: {ratio:.2f} (goal: at most 2.00) "
-          f"{'OK' if ratio <= 2 else 'OVER GOAL'}")
+    print(
+        f"ratio audit / json.loads: {ratio:.2f} (goal: at most 2.00) "
+        f"{'OK' if ratio <= 2 else 'OVER GOAL'}"
+    )
     export.unlink()
     folder.rmdir()
 

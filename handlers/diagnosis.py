@@ -74,7 +74,21 @@ def verification_status(evidence: Evidence) -> str | None:
 
 
 def training_of(evidence: Evidence) -> Training:
-    """The cores the training really used, and how long it took."""
+    """The cores the training really used, and how long it took.
+
+    Workers beyond the CPUs the task may run on (its affinity) add no cores:
+    the training used at most that many.
+    """
+    training = _training_as_logged(evidence)
+    verified = evidence.last(kinds.OVERRIDE_VERIFIED) or {}
+    cpus = verified.get("affinity_cores")
+    if training.cores is None or not cpus or training.cores <= cpus:
+        return training
+    causes = [*training.causes, f"oversubscribed_workers={training.cores}"]
+    return Training(cpus, training.minutes, causes)
+
+
+def _training_as_logged(evidence: Evidence) -> Training:
     starts = evidence.all(kinds.TRAINING_STARTED)
     finished = [
         f for f in evidence.all(kinds.TRAINING_FINISHED) if f.get("status") == "ok"

@@ -59,6 +59,7 @@ NAMED = {
     "invalid_override": "override value {}",
     "unrecognised_lines": "{} line(s) the watchdog does not know",
     "training_attempts": "{} training attempts",
+    "oversubscribed_workers": "{} workers shared fewer CPUs",
 }
 
 

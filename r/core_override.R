@@ -1,14 +1,15 @@
-# Core override for parallelly, and its verification.
+# Core override for parallelly.
 #
 # source() this file as the very first statement of the training entry script,
 # before any library() call. Sourcing it reads PARALLELLY_OVERRIDE_CORES and,
 # when that holds a positive whole number N, makes parallelly::availableCores()
-# and parallel's default mc.cores answer N. After the packages are loaded, call
-# core_override$verify_cores() and then core_override$select_cores().
+# and parallel's default mc.cores answer N. After the packages are loaded,
+# source verify_cores.R and call its functions (see README.md).
 #
 # Every step prints one marker: a single-line JSON object on stdout, in the
 # vocabulary of docs/markers.md. The file uses base R only, because loading any
-# package here could load parallelly before the override is in place.
+# package here could load parallelly before the override is in place. All its
+# functions and state live in the one environment `core_override`.
 
 core_override <- local({
   state <- new.env(parent = emptyenv())
@@ -58,6 +59,9 @@ core_override <- local({
       return("null")
     }
     if (is.list(x) && !is.null(names(x))) {
+      if (length(x) == 0L) {
+        return("{}")
+      }
       fields <- vapply(x, to_json, "")
       body <- paste0(vapply(names(x), json_string, ""), ":", fields)
       return(paste0("{", paste(body, collapse = ","), "}"))
@@ -209,8 +213,8 @@ core_override <- local({
       "No core override: PARALLELLY_OVERRIDE_CORES is not set."
     } else {
       sprintf(
-        "Core override ignored: PARALLELLY_OVERRIDE_CORES='%s' is not a positive whole number.",
-        raw
+        "Core override ignored: PARALLELLY_OVERRIDE_CORES='%s' %s.",
+        raw, "is not a positive whole number"
       )
     }
     emit_marker(
@@ -236,227 +240,6 @@ core_override <- local({
     state$override <- cores
     state$settings <- lapply(override_settings(cores), apply_setting)
     report_configured(cores, loaded, state$settings)
-  }
-
-  # ---- the verification ----------------------------------------------------
-
-  read_first_line <- function(path) {
-    line <- tryCatch(
-      readLines(path, n = 1L, warn = FALSE),
-      error = function(e) character(0),
-      warning = function(w) character(0)
-    )
-    if (length(line) == 1L) trimws(line) else NA_character_
-  }
-
-  read_number <- function(path) suppressWarnings(as.numeric(read_first_line(path)))
-
-  quota_cores <- function(quota, period) {
-    if (is.na(quota) || is.na(period) || quota <= 0 || period <= 0) {
-      return(NA_real_)
-    }
-    round(quota / period, 6L)
-  }
-
-  # cgroups v2 writes "max 100000" when unlimited, v1 a quota of -1.
-  read_cgroup_quota <- function(root) {
-    cpu_max <- read_first_line(file.path(root, "cpu.max"))
-    if (!is.na(cpu_max)) {
-      parts <- strsplit(cpu_max, "[[:space:]]+")[[1]]
-      numbers <- suppressWarnings(as.numeric(parts))
-      return(quota_cores(numbers[1], numbers[2]))
-    }
-    for (dir in file.path(root, c("cpu", "cpu,cpuacct", "cpuacct,cpu"))) {
-      quota <- read_number(file.path(dir, "cpu.cfs_quota_us"))
-      period <- read_number(file.path(dir, "cpu.cfs_period_us"))
-      if (!is.na(quota) && !is.na(period)) {
-        return(quota_cores(quota, period))
-      }
-    }
-    NA_real_
-  }
-
-  # "0-3,8" -> 5
-  count_cpu_list <- function(text) {
-    ranges <- strsplit(strsplit(text, ",", fixed = TRUE)[[1]], "-", fixed = TRUE)
-    sizes <- vapply(ranges, function(bounds) {
-      bounds <- suppressWarnings(as.integer(bounds))
-      if (length(bounds) == 1L) 1L else bounds[2] - bounds[1] + 1L
-    }, 0L)
-    if (length(sizes) == 0L || anyNA(sizes)) NA_integer_ else sum(sizes)
-  }
-
-  read_affinity_cores <- function(status_path) {
-    lines <- tryCatch(
-      readLines(status_path, warn = FALSE),
-      error = function(e) character(0),
-      warning = function(w) character(0)
-    )
-    line <- grep("^Cpus_allowed_list:", lines, value = TRUE)
-    if (length(line) != 1L) {
-      return(NA_integer_)
-    }
-    count_cpu_list(trimws(sub("^Cpus_allowed_list:", "", line)))
-  }
-
-  # Runs `expr` with the override's options back at their prior values, unless
-  # something changed them after the override: then that value is the truth.
-  with_override_lifted <- function(expr) {
-    lifted <- lapply(state$settings, function(setting) {
-      current <- getOption(setting$option)
-      if (identical(current, setting$value)) setting$prior else current
-    })
-    names(lifted) <- vapply(state$settings, `[[`, "", "option")
-    saved <- options(lifted)
-    on.exit(options(saved))
-    expr
-  }
-
-  ask_parallelly <- function(which = "min") {
-    tryCatch(
-      parallelly::availableCores(which = which),
-      error = function(e) {
-        state$parallelly_error <- conditionMessage(e)
-        NULL
-      }
-    )
-  }
-
-  read_parallelly_view <- function() {
-    available <- ask_parallelly()
-    unforced <- with_override_lifted(ask_parallelly())
-    breakdown <- with_override_lifted(ask_parallelly("all"))
-    list(
-      available = if (is.null(available)) NA_integer_ else as.integer(available),
-      unforced = if (is.null(unforced)) NA_integer_ else as.integer(unforced),
-      methods = as.list(breakdown) %||% structure(list(), names = character(0))
-    )
-  }
-
-  `%||%` <- function(x, y) if (length(x) == 0L) y else x
-
-  find_limiting_method <- function(methods) {
-    counted <- unlist(methods[setdiff(names(methods), "fallback")])
-    system <- methods[["system"]]
-    if (is.null(system) || length(counted) == 0L) {
-      return(NA_character_)
-    }
-    lowest <- counted[which.min(counted)]
-    if (lowest < system) names(lowest) else NA_character_
-  }
-
-  decide_status <- function(override, available, unforced) {
-    if (is.na(available) || available < override) {
-      return("failed")
-    }
-    if (is.na(unforced) || unforced < override) "forced" else "success"
-  }
-
-  plan_cores <- function(override, available, detect) {
-    if (is.na(available)) {
-      return(list(cores = detect, source = "detect_cores"))
-    }
-    if (!is.na(override) && available >= override) {
-      return(list(cores = override, source = "override"))
-    }
-    list(cores = available, source = "parallelly")
-  }
-
-  describe_limit <- function(view, limited_by) {
-    if (is.na(view$unforced)) {
-      return(sprintf("parallelly failed: %s", state$parallelly_error))
-    }
-    limit <- if (is.na(limited_by)) {
-      ""
-    } else {
-      sprintf(", limited by %s=%d", limited_by, view$methods[[limited_by]])
-    }
-    sprintf("parallelly on its own reports %d%s", view$unforced, limit)
-  }
-
-  describe_verification <- function(result, view, limited_by) {
-    override <- state$override
-    verdict <- switch(result$status,
-      success = sprintf(
-        "Core override verified: parallelly reports %d, as the override asks, and no method reports fewer",
-        view$available
-      ),
-      forced = sprintf(
-        "Core override forced: %s; the training uses the override of %d anyway",
-        describe_limit(view, limited_by), override
-      ),
-      failed = sprintf(
-        "Core override failed: parallelly::availableCores() gives %s, not the override of %d (%s); the training uses %d from %s",
-        if (is.na(view$available)) "no answer" else view$available,
-        override, describe_limit(view, limited_by), result$cores, result$source
-      )
-    )
-    if (result$oversubscribed) {
-      verdict <- sprintf(
-        "%s. Oversubscribed: %d workers on %d allowed CPUs",
-        verdict, result$cores, result$affinity
-      )
-    }
-    paste0(verdict, ".")
-  }
-
-  verification_severity <- function(result) {
-    if (result$status == "failed") {
-      return("ERROR")
-    }
-    if (result$status == "forced" || result$oversubscribed) "WARNING" else "INFO"
-  }
-
-  # Call after the packages are loaded: anything they changed shows here.
-  # Returns the cores the training should use and where they came from.
-  verify_cores <- function() {
-    view <- read_parallelly_view()
-    detect <- as.integer(parallel::detectCores())
-    affinity <- read_affinity_cores(
-      Sys.getenv("CORE_OVERRIDE_PROC_STATUS", "/proc/self/status")
-    )
-    if (is.na(affinity) && !is.null(view$methods[["nproc"]])) {
-      affinity <- as.integer(view$methods[["nproc"]])
-    }
-    result <- plan_cores(state$override, view$available, detect)
-    result$affinity <- affinity
-    result$oversubscribed <- !is.na(affinity) && result$cores > affinity
-    if (is.na(state$override)) {
-      return(result)
-    }
-
-    result$status <- decide_status(state$override, view$available, view$unforced)
-    limited_by <- find_limiting_method(view$methods)
-    emit_marker(
-      "override_verified",
-      verification_severity(result),
-      describe_verification(result, view, limited_by),
-      list(
-        status = result$status,
-        override = state$override,
-        available_cores = view$available,
-        unforced_cores = view$unforced,
-        methods = view$methods,
-        limited_by = limited_by,
-        detect_cores = detect,
-        cgroups_quota = read_cgroup_quota(
-          Sys.getenv("CORE_OVERRIDE_CGROUP_ROOT", "/sys/fs/cgroup")
-        ),
-        affinity_cores = affinity,
-        oversubscribed = result$oversubscribed
-      )
-    )
-    result
-  }
-
-  select_cores <- function(result) {
-    emit_marker(
-      "cores_selected",
-      if (result$oversubscribed) "WARNING" else "INFO",
-      sprintf("Training will use %d cores (from %s).", result$cores, result$source),
-      list(cores = result$cores, source = result$source)
-    )
-    result$cores
   }
 
   environment()

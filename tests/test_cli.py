@@ -32,7 +32,7 @@ def test_audit_prints_one_json_object_per_execution_with_the_agreed_keys():
     assert result.returncode == 0, result.stderr
     records = json_lines(result.stdout)
     assert len(records) == 9
-    assert all(KEYS <= record.keys() for record in records)
+    assert all(record.keys() >= KEYS for record in records)
     assert all(isinstance(record["causes"], list) for record in records)
     verdicts = {record["verdict"] for record in records}
     assert verdicts == {"effective", "forced", "ineffective", "missing", "invalid",
@@ -132,4 +132,4 @@ def test_verdicts_lists_what_the_ledger_recorded(function, tmp_path):
     assert [r["execution"][-5:] for r in records] == [
         "a1b2c", "d3e4f", "g5h6j", "k7m8n", "p9q2r", "s3t4v"
     ]  # fmt: skip
-    assert all(KEYS <= record.keys() for record in records)
+    assert all(record.keys() >= KEYS for record in records)

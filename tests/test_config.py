@@ -18,7 +18,7 @@ def test_every_variable_is_described_with_its_value():
     rows = Settings.from_env({"WATCHDOG_JOBS": " a , b,"}).describe()
 
     assert [name for name, _, _ in rows] == [v.name for v in VARIABLES]
-    assert ("WATCHDOG_JOBS", "a,b") == rows[0][:2]
+    assert rows[0][:2] == ("WATCHDOG_JOBS", "a,b")
     assert dict((n, v) for n, v, _ in rows)["WATCHDOG_CPU_RATE_USD"] == "0.000018"
 
 

@@ -1,4 +1,4 @@
-"""The function as Pub/Sub delivers to it: every mode, duplicates, disorder, bad input."""
+"""The function as Pub/Sub delivers to it: all modes, duplicates, disorder, junk."""
 
 import base64
 import json

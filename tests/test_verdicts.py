@@ -108,18 +108,28 @@ def test_override_values_that_are_not_positive_whole_numbers_are_invalid(raw, se
     assert found.override_cores is None
 
 
-def test_oversubscription_and_more_cores_than_vcpu_are_flagged(settings):
+def test_workers_beyond_the_cpus_the_task_may_use_add_no_cores(settings):
     run = structured_override(Run(build.PROD, "mmm-app-training-t2", START), 8)
     run.mark("override_verified", "forced 8 on 2 CPUs", "WARNING", status="forced",
              override=8, available_cores=2, methods={"system": 2}, limited_by=None,
              affinity_cores=2, oversubscribed=True)  # fmt: skip
     entries = trained(run, 8, 1.0).complete({"PARALLELLY_OVERRIDE_CORES": "8"},
-                                            cpu="2", memory="8Gi")  # fmt: skip
+                                            cpu="8", memory="32Gi")  # fmt: skip
 
     found = verdict_of(entries, settings)
 
-    assert found.verdict == "forced"
-    assert {"oversubscribed", "cores_above_vcpu"} <= set(found.causes)
+    assert (found.verdict, found.cores_used) == ("ineffective", 2)
+    assert {"oversubscribed", "oversubscribed_workers=8"} <= set(found.causes)
+
+
+def test_more_cores_than_vcpu_are_flagged(settings):
+    entries = trained(structured_override(Run(build.PROD, "mmm-app-training-t5",
+                                              START), 4), 4, 1.0)  # fmt: skip
+    entries = entries.complete({"PARALLELLY_OVERRIDE_CORES": "4"}, cpu="2")
+
+    found = verdict_of(entries, settings)
+
+    assert "cores_above_vcpu" in found.causes
 
 
 def test_a_crash_after_training_started_is_judged_on_the_cores_it_had(settings):
