@@ -9,6 +9,7 @@ Tier 1 region (https://cloud.google.com/run/pricing).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,48 +27,34 @@ class Variable:
 
 
 VARIABLES = (
-    Variable(
-        "WATCHDOG_JOBS",
-        "mmm-app-training,mmm-app-dev-training",
-        "Cloud Run job names to watch, comma separated",
-    ),
-    Variable(
-        "WATCHDOG_LEDGER",
-        "sqlite:.watchdog/ledger.sqlite3",
-        "where state is kept: sqlite:PATH (relative to the working "
-        "directory) or sqlite::memory:",
-    ),
-    Variable(
-        "WATCHDOG_TOLERANCE_CORES",
-        "1",
-        "cores below the override that still count as effective",
-    ),
-    Variable(
-        "WATCHDOG_GRACE_SECONDS",
-        "120",
-        "seconds after an execution's completion entry before its verdict",
-    ),
-    Variable(
-        "WATCHDOG_CPU_RATE_USD",
-        "0.000018",
-        "price of one vCPU-second of a Cloud Run job",
-    ),
-    Variable(
-        "WATCHDOG_MEMORY_RATE_USD",
-        "0.000002",
-        "price of one GiB-second of a Cloud Run job",
-    ),
-    Variable(
-        "WATCHDOG_BASELINE_TRAINING_MINUTES",
-        "2.3",
-        "training minutes the speed-up is measured against",
-    ),
-    Variable(
-        "WATCHDOG_MAX_ENTRY_BYTES",
-        "786432",
-        "largest decoded LogEntry accepted; larger ones are rejected",
-    ),
-)
+    Variable("WATCHDOG_JOBS", "mmm-app-training,mmm-app-dev-training",
+             "Cloud Run job names to watch, comma separated"),
+    Variable("WATCHDOG_LEDGER", "sqlite:.watchdog/ledger.sqlite3",
+             "where state is kept: sqlite:PATH (relative to the working "
+             "directory), sqlite::memory:, firestore (the default database) or "
+             "firestore://DATABASE"),
+    Variable("WATCHDOG_TOLERANCE_CORES", "1",
+             "cores below the override that still count as effective"),
+    Variable("WATCHDOG_GRACE_SECONDS", "120",
+             "seconds after an execution's completion entry before its verdict"),
+    Variable("WATCHDOG_CPU_RATE_USD", "0.000018",
+             "price of one vCPU-second of a Cloud Run job"),
+    Variable("WATCHDOG_MEMORY_RATE_USD", "0.000002",
+             "price of one GiB-second of a Cloud Run job"),
+    Variable("WATCHDOG_BASELINE_TRAINING_MINUTES", "2.3",
+             "training minutes the speed-up is measured against"),
+    Variable("WATCHDOG_MAX_ENTRY_BYTES", "786432",
+             "largest decoded LogEntry accepted; larger ones are rejected"),
+    Variable("WATCHDOG_PROJECT", "",
+             "project of the watched jobs; empty: the sweeper asks no Run API"),
+    Variable("WATCHDOG_REGION", "europe-west1", "region of the watched jobs"),
+    Variable("WATCHDOG_RUN_API_ENDPOINT", "",
+             "Cloud Run Admin API endpoint; empty: Google's"),
+    Variable("WATCHDOG_SWEEP_LOOKBACK_HOURS", "48",
+             "how far back the sweeper looks for executions without verdict"),
+    Variable("WATCHDOG_DEDUP_TTL_DAYS", "35",
+             "days the ledger keeps observations (deduplication records)"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,6 +67,11 @@ class Settings:
     memory_rate_usd: float
     baseline_training_minutes: float
     max_entry_bytes: int
+    project: str
+    region: str
+    run_api_endpoint: str
+    sweep_lookback_hours: float
+    dedup_ttl_days: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +99,11 @@ class Settings:
                 "WATCHDOG_BASELINE_TRAINING_MINUTES", _positive
             ),
             max_entry_bytes=read("WATCHDOG_MAX_ENTRY_BYTES", _byte_limit),
+            project=raw["WATCHDOG_PROJECT"],
+            region=read("WATCHDOG_REGION", _region),
+            run_api_endpoint=read("WATCHDOG_RUN_API_ENDPOINT", _endpoint),
+            sweep_lookback_hours=read("WATCHDOG_SWEEP_LOOKBACK_HOURS", _positive),
+            dedup_ttl_days=read("WATCHDOG_DEDUP_TTL_DAYS", _positive),
         )
         if problems:
             raise ConfigError(
@@ -141,12 +138,32 @@ def _job_names(text: str) -> frozenset[str]:
 
 def _ledger_url(text: str) -> str:
     scheme, _, rest = text.partition(":")
+    if scheme == "firestore" and (not rest or _FIRESTORE_DATABASE.match(rest)):
+        return text
     if scheme != "sqlite" or not rest:
-        raise ValueError("expected sqlite:PATH or sqlite::memory:")
+        raise ValueError(
+            "expected sqlite:PATH, sqlite::memory:, firestore or firestore://DATABASE"
+        )
     if rest != ":memory:":
         folder = _existing_parent(Path(rest).resolve().parent)
         if not os.access(folder, os.W_OK):
             raise ValueError(f"{folder} is not writable")
+    return text
+
+
+_FIRESTORE_DATABASE = re.compile(r"^//[a-z][a-z0-9-]{3,62}$|^//\(default\)$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
+
+
+def _region(text: str) -> str:
+    if not _REGION.match(text):
+        raise ValueError("expected a region such as europe-west1")
+    return text
+
+
+def _endpoint(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("expected empty, or a URL such as http://127.0.0.1:8080")
     return text
 
 

@@ -83,3 +83,11 @@ def test_two_processes_share_one_file(tmp_path):
     assert first.write_verdict(record, 1.0) is True
     assert second.write_verdict(record, 1.0) is False
     assert second.verdicts() == [record]
+
+
+def test_decided_names_the_executions_with_a_verdict(ledger):
+    ledger.write_verdict({"job": "job", "execution": "e1", "verdict": "x"}, 1.0)
+    ledger.write_verdict({"job": "other", "execution": "e2", "verdict": "x"}, 1.0)
+
+    assert ledger.decided("job", ["e1", "e2", "e3"]) == {"e1"}
+    assert ledger.decided("job", []) == set()

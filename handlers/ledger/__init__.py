@@ -32,6 +32,9 @@ class Ledger(Protocol):
     def write_verdict(self, record: dict, decided_at: float) -> bool:
         """Write a verdict unless one exists; True only for the writer."""
 
+    def decided(self, job: str, executions: list[str]) -> set[str]:
+        """Which of these executions of one job have a verdict."""
+
     def verdict(self, job: str, execution: str) -> dict | None:
         """The verdict record of one execution, if written."""
 

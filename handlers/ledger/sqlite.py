@@ -129,6 +129,16 @@ class SqliteLedger:
                 == 1
             )
 
+    def decided(self, job: str, executions: list[str]) -> set[str]:
+        if not executions:
+            return set()
+        marks = ",".join("?" * len(executions))
+        rows = self._query(
+            f"SELECT execution FROM verdicts WHERE job = ? AND execution IN ({marks})",
+            (job, *executions),
+        )
+        return {execution for (execution,) in rows}
+
     def verdict(self, job: str, execution: str) -> dict | None:
         rows = self._query(
             "SELECT record FROM verdicts WHERE job = ? AND execution = ?",
