@@ -11,7 +11,7 @@ import threading
 
 from handlers import intake, log
 from handlers.config import Settings
-from handlers.errors import BadMessage
+from handlers.errors import BadMessage, ConfigError, TransientError
 from handlers.ledger import open_ledger
 from handlers.log import logger
 from handlers.sinks import console_sink, log_sink
@@ -47,30 +47,55 @@ def handle_log_entry(event) -> None:
     """One Pub/Sub message from the log sink: keep it, then finalize what is due."""
     dog = watchdog()
     message_id = str(event["id"])
+    labels = {"message_id": message_id}
     try:
         delivery = intake.decode(event.data, dog.settings.max_entry_bytes, message_id)
         seen = dog.ingest(delivery.entry)
+        if seen is not None:
+            labels["execution"] = seen.execution
+            dog.finalize_due(seen.job)
     except BadMessage as exc:
         logger.warning(
             "message %s acknowledged without effect: %s",
             message_id,
             exc,
-            extra={
-                "labels": {"message_id": message_id},
-                "fields": {"reason": exc.reason},
-            },
+            extra={"labels": labels, "fields": {"reason": exc.reason}},
         )
-        return
-    if seen is not None:
-        dog.finalize_due(seen.job)
+    except TransientError as exc:
+        _will_retry(event, labels, exc)
+        raise
 
 
 def handle_tick(event) -> None:
-    """A scheduler tick: finalize every execution whose grace period is over."""
-    written = watchdog().finalize_due()
+    """A scheduler tick: recover silent completions, finalize what is due."""
+    from handlers.sweep import sweep
+
+    labels = {"message_id": str(event["id"])}
+    try:
+        result = sweep(watchdog())
+    except TransientError as exc:
+        _will_retry(event, labels, exc)
+        raise
+    except ConfigError as exc:
+        logger.error("tick acknowledged, the sweep cannot run: %s", exc,
+                     extra={"labels": labels})  # fmt: skip
+        return
     logger.info(
-        "tick %s: %d verdict(s) written",
-        event["id"],
-        len(written),
-        extra={"labels": {"message_id": str(event["id"])}},
+        "tick: %d execution(s) listed, %d completion(s) recovered, %d verdict(s)",
+        result.listed,
+        len(result.recovered),
+        len(result.written),
+        extra={"labels": labels},
+    )
+
+
+def _will_retry(event, labels: dict, exc: Exception) -> None:
+    data = event.data if isinstance(event.data, dict) else {}
+    attempt = data.get("deliveryAttempt")
+    logger.warning(
+        "message %s failed for now and will be delivered again (attempt %s): %s",
+        labels["message_id"],
+        attempt or "?",
+        exc,
+        extra={"labels": labels, "fields": {"reason": "transient"}},
     )

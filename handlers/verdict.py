@@ -104,6 +104,9 @@ def _classify(
     if override.state == diagnosis.UNKNOWN:
         return INCONCLUSIVE, ["override_unknown"]
     if not evidence.has_any(kinds.OVERRIDE_EVIDENCE):
+        # A run that failed before the script spoke says nothing of the script.
+        if evidence.outcome in ("failed", "cancelled"):
+            return INCONCLUSIVE, ["no_override_marker"]
         return MISSING, ["no_override_marker"]
     if override.value is None:
         return INCONCLUSIVE, ["override_value_unknown"]

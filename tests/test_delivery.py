@@ -11,6 +11,7 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from handlers.audit import audit_files
+from handlers.errors import TransientError
 from samples import build
 from samples.logentries import push_body
 
@@ -171,3 +172,24 @@ def test_each_verdict_is_announced_once_however_often_it_is_delivered(function, 
     out = capsys.readouterr().out
     assert sum(out.count(f"· {e}:") for e in verdict_map(
         function.watchdog.ledger.verdicts())) == 9  # fmt: skip
+
+
+def test_a_transient_ledger_failure_asks_pub_sub_to_deliver_again(function):
+    ledger = function.watchdog.ledger
+    real_add = ledger.add
+
+    def unavailable(*args):
+        raise TransientError("ledger unavailable for a moment")
+
+    ledger.add = unavailable
+    failed = function.push(push_body(MARKER, "t-1"))
+    ledger.add = real_add
+    retried = function.push(push_body(MARKER, "t-1"))
+
+    assert (failed.status_code, retried.status_code) == (500, 200)
+    warning = next(
+        line for line in function.log_lines() if line["severity"] == "WARNING"
+    )
+    assert warning["reason"] == "transient"
+    assert "will be delivered again" in warning["message"]
+    assert kept(function) == 1

@@ -193,3 +193,15 @@ def test_execution_cost_counts_every_task():
 
     assert one == pytest.approx(100 * (8 * 0.000018 + 32 * 0.000002))
     assert three == pytest.approx(3 * one)
+
+
+def test_a_silent_execution_is_missing_or_inconclusive(settings):
+    succeeded = Run(build.PROD, "mmm-app-training-s1", START).complete(
+        {"PARALLELLY_OVERRIDE_CORES": "8"}
+    )
+    failed = Run(build.PROD, "mmm-app-training-s2", START).complete(
+        {"PARALLELLY_OVERRIDE_CORES": "8"}, succeeded=False
+    )
+
+    assert verdict_of(succeeded, settings).verdict == "missing"
+    assert verdict_of(failed, settings).verdict == "inconclusive"
