@@ -72,22 +72,31 @@ def decide(
     evidence = Evidence(observations)
     override = diagnosis.override_of(evidence)
     training = diagnosis.training_of(evidence)
+    verdict, found = _classify(evidence, override, training, settings)
+    figures = _figures(evidence, training, settings)
     causes = [
+        *found,
         *override.causes,
         *diagnosis.parallelly_causes(evidence, override.value),
         *training.causes,
         *diagnosis.ending_causes(evidence),
     ]
-    verdict, found = _classify(evidence, override, training, settings)
-    return _with_figures(
-        job,
-        execution,
-        verdict,
-        [*found, *causes],
-        override,
-        training,
-        evidence,
-        settings,
+    vcpu = figures["vcpu"]
+    if training.cores is not None and vcpu and training.cores > vcpu:
+        causes.append("cores_above_vcpu")
+    completion = evidence.completion
+    return Verdict(
+        job=job,
+        execution=execution,
+        verdict=verdict,
+        causes=tuple(dict.fromkeys(causes)),
+        override_cores=override.value,
+        cores_used=training.cores,
+        outcome=evidence.outcome,
+        start_time=completion.get("start_time"),
+        completion_time=completion.get("completion_time"),
+        log_uri=completion.get("log_uri"),
+        **figures,
     )
 
 
@@ -123,16 +132,8 @@ def _classify(
     return FORCED, [f"verification_{status or 'missing'}"]
 
 
-def _with_figures(
-    job: str,
-    execution: str,
-    verdict: str,
-    causes: list[str],
-    override: diagnosis.Override,
-    training: diagnosis.Training,
-    evidence: Evidence,
-    settings: Settings,
-) -> Verdict:
+def _figures(evidence: Evidence, training: diagnosis.Training, settings: Settings):
+    """Resources, times and costs of the execution, as far as they are known."""
     completion = evidence.completion
     vcpu, memory = completion.get("vcpu"), completion.get("memory_gib")
     wall = seconds_between(
@@ -141,37 +142,27 @@ def _with_figures(
     tasks = completion.get("task_count") or 1
     rates = costs.Rates(settings.cpu_rate_usd, settings.memory_rate_usd)
     priced = None not in (vcpu, memory, wall)
-    cost = costs.execution_cost(rates, vcpu, memory, wall, tasks) if priced else None
-    idle = None
-    if priced and training.cores is not None:
-        idle = costs.idle_cost(rates, vcpu, training.cores, wall, tasks)
-    if training.cores is not None and vcpu and training.cores > vcpu:
-        causes.append("cores_above_vcpu")
-    minutes = training.minutes
-    return Verdict(
-        job=job,
-        execution=execution,
-        verdict=verdict,
-        causes=tuple(dict.fromkeys(causes)),
-        override_cores=override.value,
-        cores_used=training.cores,
-        vcpu=vcpu,
-        memory_gib=memory,
-        training_minutes=_round(minutes, 3),
-        wall_seconds=_round(wall, 1),
-        cost_usd=_round(cost, 6),
-        idle_cost_usd=_round(idle, 6),
-        utilisation=_round(training.cores / vcpu, 3)
-        if training.cores is not None and vcpu
-        else None,
-        speedup=_round(settings.baseline_training_minutes / minutes, 2)
+    cores, minutes = training.cores, training.minutes
+    return {
+        "vcpu": vcpu,
+        "memory_gib": memory,
+        "training_minutes": _round(minutes, 3),
+        "wall_seconds": _round(wall, 1),
+        "cost_usd": _round(
+            costs.execution_cost(rates, vcpu, memory, wall, tasks) if priced else None,
+            6,
+        ),
+        "idle_cost_usd": _round(
+            costs.idle_cost(rates, vcpu, cores, wall, tasks)
+            if priced and cores is not None
+            else None,
+            6,
+        ),
+        "utilisation": _round(cores / vcpu, 3) if cores is not None and vcpu else None,
+        "speedup": _round(settings.baseline_training_minutes / minutes, 2)
         if minutes
         else None,
-        outcome=evidence.outcome,
-        start_time=completion.get("start_time"),
-        completion_time=completion.get("completion_time"),
-        log_uri=completion.get("log_uri"),
-    )
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:
