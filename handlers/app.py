@@ -30,7 +30,11 @@ def watchdog() -> Watchdog:
                 log.setup()
             settings = Settings.from_env()
             sink = log_sink if os.environ.get("K_SERVICE") else console_sink
-            _current = Watchdog(settings, open_ledger(settings.ledger), [sink])
+            _current = Watchdog(
+                settings,
+                open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days),
+                [sink],
+            )
         return _current
 
 

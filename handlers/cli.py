@@ -108,7 +108,7 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 def list_verdicts(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.ledger import open_ledger
 
-    ledger = open_ledger(settings.ledger)
+    ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days)
     try:
         _write(in_order(ledger.verdicts(args.job)), args.format)
     finally:

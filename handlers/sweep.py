@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from handlers.errors import ConfigError
 from handlers.log import logger
 from handlers.observation import COMPLETION, Observation
 from handlers.verdict import Verdict
@@ -44,7 +45,13 @@ def _recover_completions(dog: Watchdog, result: Sweep) -> None:
         hours=dog.settings.sweep_lookback_hours
     )
     for job in sorted(dog.settings.jobs):
-        executions = runapi.recent_executions(_api(dog), dog.settings, job, since)
+        try:
+            executions = runapi.recent_executions(_api(dog), dog.settings, job, since)
+        except ConfigError as exc:
+            # NOTE: one job the API refuses must not keep the others unswept.
+            logger.error("sweep of %s skipped: %s", job, exc,
+                         extra={"labels": {"job": job}})  # fmt: skip
+            continue
         result.listed += len(executions)
         names = {_short_name(e.name): e for e in executions}
         for name in sorted(set(names) - dog.ledger.decided(job, list(names))):

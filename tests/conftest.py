@@ -15,6 +15,8 @@ from handlers import app, log
 from handlers.config import Settings
 from handlers.ledger.sqlite import SqliteLedger
 
+pytest_plugins = ["tests.emulators"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

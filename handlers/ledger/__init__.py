@@ -44,11 +44,21 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
-def open_ledger(url: str) -> Ledger:
-    """The ledger a `WATCHDOG_LEDGER` value names (checked by the config)."""
+def open_ledger(url: str, project: str = "", ttl_days: float = 35) -> Ledger:
+    """The ledger a `WATCHDOG_LEDGER` value names (checked by the config).
+
+    Only Firestore uses `project` (empty: the environment's) and `ttl_days`, how
+    long its deduplication records are kept (`WATCHDOG_DEDUP_TTL_DAYS`).
+    """
     scheme, _, rest = url.partition(":")
     if scheme == "sqlite":
         from handlers.ledger.sqlite import SqliteLedger
 
         return SqliteLedger(rest)
+    if scheme == "firestore":
+        # Imported here: google.cloud.firestore takes half a second to import.
+        from handlers.ledger.firestore import FirestoreLedger
+
+        database = rest.removeprefix("//") or None
+        return FirestoreLedger(database, project or None, ttl_days)
     raise ValueError(f"unknown ledger {url!r}")

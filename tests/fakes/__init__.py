@@ -1,0 +1,1 @@
+"""Local fakes of Google APIs that the real client libraries can talk to."""
