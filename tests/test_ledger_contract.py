@@ -328,3 +328,26 @@ def test_the_sqlite_ledger_does_not_import_firestore():
                             capture_output=True, text=True, check=True)  # fmt: skip
 
     assert answer.stdout.strip() == "False"
+
+
+def test_a_decision_is_claimed_once_then_settled(any_ledger):
+    record = {"job": "job", "key": "job/rollback/e1", "outcome": "pending"}
+
+    assert any_ledger.claim_decision("job/rollback/e1", record, 5.0) is True
+    assert any_ledger.claim_decision("job/rollback/e1", record, 6.0) is False
+    any_ledger.settle_decision("job/rollback/e1", {**record, "outcome": "applied"})
+    any_ledger.claim_decision("other/rearm/1", {"job": "other", "key": "k"}, 1.0)
+
+    assert any_ledger.decisions("job") == [{**record, "outcome": "applied"}]
+    assert [d["job"] for d in any_ledger.decisions()] == ["other", "job"]
+
+
+def test_two_instances_claiming_one_decision_have_one_winner(any_ledger):
+    record = {"job": "job", "key": "job/rollback/e1"}
+
+    results = in_parallel(
+        lambda: any_ledger.claim_decision("job/rollback/e1", record, 1.0),
+        lambda: any_ledger.claim_decision("job/rollback/e1", record, 1.0),
+    )
+
+    assert sorted(results) == [False, True]

@@ -41,6 +41,18 @@ class Ledger(Protocol):
     def verdicts(self, job: str | None = None) -> list[dict]:
         """Verdict records, oldest decision first."""
 
+    def claim_decision(self, key: str, record: dict, decided_at: float) -> bool:
+        """Keep a decision unless one with this key exists; True for the claimer.
+
+        The key names what may happen once, e.g. one rollback per failure streak.
+        """
+
+    def settle_decision(self, key: str, record: dict) -> None:
+        """Replace a claimed decision's record with its outcome."""
+
+    def decisions(self, job: str | None = None) -> list[dict]:
+        """Decision records, oldest first."""
+
     def close(self) -> None: ...
 
 

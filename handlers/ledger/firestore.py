@@ -12,6 +12,7 @@ each other. Document ids are hashes, because names may contain "/":
                                                     due_at, expire_at
     watchdog_verdicts/{execution}                   job, execution, verdict,
                                                     record, decided_at, writer
+    watchdog_decisions/{key}                        key, job, record, decided_at
 
 `due_at` exists only while an execution is complete and undecided. A verdict
 removes it in the same commit, creating the completion document if need be, so
@@ -42,6 +43,7 @@ EXECUTIONS = "watchdog_executions"
 OBSERVATIONS = "watchdog_observations"
 COMPLETIONS = "watchdog_completions"
 VERDICTS = "watchdog_verdicts"
+DECISIONS = "watchdog_decisions"
 TTL_FIELD = "expire_at"
 # The collection groups whose documents carry TTL_FIELD: one TTL policy each.
 EXPIRING = (EXECUTIONS, OBSERVATIONS, COMPLETIONS)
@@ -85,6 +87,7 @@ class FirestoreLedger:
         self._executions = self._client.collection(EXECUTIONS)
         self._completions = self._client.collection(COMPLETIONS)
         self._verdicts = self._client.collection(VERDICTS)
+        self._decisions = self._client.collection(DECISIONS)
 
     def add(self, observation: Observation, seen_at: float) -> bool:
         o = observation
@@ -199,6 +202,28 @@ class FirestoreLedger:
         documents.sort(key=lambda d: (d["decided_at"], d["job"], d["execution"]))
         return [json.loads(d["record"]) for d in documents]
 
+    def claim_decision(self, key: str, record: dict, decided_at: float) -> bool:
+        batch = self._client.batch()
+        document = self._decisions.document(_id(key))
+        batch.create(document, _decision(key, record, decided_at))
+        with self._failing("claim a decision"):
+            return self._committed(batch)
+
+    def settle_decision(self, key: str, record: dict) -> None:
+        document = self._decisions.document(_id(key))
+        with self._failing("settle a decision"):
+            document.update({"record": json.dumps(record, sort_keys=True)},
+                            **self._call)  # fmt: skip
+
+    def decisions(self, job: str | None = None) -> list[dict]:
+        query = self._decisions.select(["key", "record", "decided_at"])
+        if job is not None:
+            query = query.where(filter=firestore.FieldFilter("job", "==", job))
+        with self._failing("list decisions"):
+            documents = [d.to_dict() for d in query.stream(**self._call)]
+        documents.sort(key=lambda d: (d["decided_at"], d["key"]))
+        return [json.loads(d["record"]) for d in documents]
+
     def close(self) -> None:
         # NOTE: google-cloud-firestore's Client has no close(); its gRPC channel
         # belongs to the API client it builds on first use.
@@ -262,6 +287,11 @@ def _connect(project: str | None, database: str | None):
             "Google Cloud, run `gcloud auth application-default login`, or set "
             "FIRESTORE_EMULATOR_HOST"
         ) from exc
+
+
+def _decision(key: str, record: dict, decided_at: float) -> dict:
+    return {"key": key, "job": record["job"], "decided_at": decided_at,
+            "record": json.dumps(record, sort_keys=True)}  # fmt: skip
 
 
 def _reason(exc: Exception) -> str:

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS verdicts (
     record TEXT NOT NULL, decided_at REAL NOT NULL,
     PRIMARY KEY (job, execution)
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    key TEXT PRIMARY KEY, job TEXT NOT NULL, record TEXT NOT NULL,
+    decided_at REAL NOT NULL
+);
 PRAGMA user_version = 1;
 """
 
@@ -150,6 +154,32 @@ class SqliteLedger:
         rows = self._query(
             "SELECT record FROM verdicts WHERE (? IS NULL OR job = ?) "
             "ORDER BY decided_at, job, execution",
+            (job, job),
+        )
+        return [json.loads(record) for (record,) in rows]
+
+    def claim_decision(self, key: str, record: dict, decided_at: float) -> bool:
+        with self._transaction() as db:
+            return (
+                db.execute(
+                    "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?)",
+                    (key, record["job"], json.dumps(record, sort_keys=True),
+                     decided_at),
+                ).rowcount
+                == 1
+            )  # fmt: skip
+
+    def settle_decision(self, key: str, record: dict) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE decisions SET record = ? WHERE key = ?",
+                (json.dumps(record, sort_keys=True), key),
+            )
+
+    def decisions(self, job: str | None = None) -> list[dict]:
+        rows = self._query(
+            "SELECT record FROM decisions WHERE (? IS NULL OR job = ?) "
+            "ORDER BY decided_at, key",
             (job, job),
         )
         return [json.loads(record) for (record,) in rows]
