@@ -14,7 +14,7 @@ from handlers.config import Settings
 from handlers.errors import BadMessage, ConfigError, TransientError
 from handlers.ledger import open_ledger
 from handlers.log import logger
-from handlers.sinks import console_sink, log_sink
+from handlers.sinks import console_alert, console_sink, log_alert, log_sink
 from handlers.watchdog import Watchdog
 
 _lock = threading.Lock()
@@ -29,11 +29,12 @@ def watchdog() -> Watchdog:
             if not logger.handlers:
                 log.setup()
             settings = Settings.from_env()
-            sink = log_sink if os.environ.get("K_SERVICE") else console_sink
+            deployed = bool(os.environ.get("K_SERVICE"))
             _current = Watchdog(
                 settings,
                 open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days),
-                [sink],
+                sinks=[log_sink if deployed else console_sink],
+                alerts=[log_alert if deployed else console_alert],
             )
         return _current
 

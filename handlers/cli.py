@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from handlers import log
@@ -62,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_format(audit)
     audit.set_defaults(run=run_audit)
 
+    status = commands.add_parser(
+        "rollback-status", help="rollback decisions kept in the ledger"
+    )
+    status.add_argument("--job", metavar="J", help="only this job")
+    _add_format(status)
+    status.set_defaults(run=rollback_status)
+
+    rearm = commands.add_parser(
+        "rearm", help="count a job's failures afresh and end its rollback cooldown"
+    )
+    rearm.add_argument("--job", metavar="J", required=True, help="a watched job")
+    rearm.set_defaults(run=rearm_job)
+
     verdicts = commands.add_parser("verdicts", help="verdicts kept in the ledger")
     verdicts.add_argument("--job", metavar="J", help="only this job")
     _add_format(verdicts)
@@ -106,14 +120,57 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def list_verdicts(args: argparse.Namespace, settings: Settings) -> int:
+    with _ledger(settings) as ledger:
+        _write(in_order(ledger.verdicts(args.job)), args.format)
+    return 0
+
+
+DECISION_COLUMNS = (
+    ("TIME", "time"),
+    ("JOB", "job"),
+    ("KIND", "kind"),
+    ("MODE", "mode"),
+    ("OUTCOME", "outcome"),
+    ("EXECUTIONS", "executions"),
+    ("REASON", "reason"),
+)
+
+
+def rollback_status(args: argparse.Namespace, settings: Settings) -> int:
+    with _ledger(settings) as ledger:
+        records = ledger.decisions(args.job)
+    if args.format == "json":
+        write_json_lines(records, sys.stdout)
+        return 0
+    rows = [
+        {**r, "executions": ",".join(v["execution"] for v in r.get("streak") or ())}
+        for r in records
+    ]
+    write_table(rows, sys.stdout, DECISION_COLUMNS)
+    return 0
+
+
+def rearm_job(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers import rollback
+
+    if args.job not in settings.jobs:
+        print(f"error: {args.job!r} is not in WATCHDOG_JOBS", file=sys.stderr)
+        return 1
+    with _ledger(settings) as ledger:
+        record = rollback.rearm(ledger, args.job, by="the command line")
+    print(f"{args.job}: re-armed at {record['time']}; failures count from now on")
+    return 0
+
+
+@contextmanager
+def _ledger(settings: Settings):
     from handlers.ledger import open_ledger
 
     ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days)
     try:
-        _write(in_order(ledger.verdicts(args.job)), args.format)
+        yield ledger
     finally:
         ledger.close()
-    return 0
 
 
 def _write(records: list[dict], form: str) -> None:

@@ -54,6 +54,22 @@ VARIABLES = (
              "how far back the sweeper looks for executions without verdict"),
     Variable("WATCHDOG_DEDUP_TTL_DAYS", "35",
              "days the ledger keeps observations (deduplication records)"),
+    Variable("WATCHDOG_ROLLBACK_MODE", "dry-run",
+             "off, dry-run (decide and report only), env (empty the override) "
+             "or resources (back to the rollback CPU, memory and cores)"),
+    Variable("WATCHDOG_ROLLBACK_THRESHOLD", "3",
+             "consecutive failing verdicts of a job that trigger a rollback"),
+    Variable("WATCHDOG_ROLLBACK_COOLDOWN_HOURS", "24",
+             "hours after a rollback of a job before another one"),
+    Variable("WATCHDOG_ROLLBACK_CPU", "4", "CPU limit the resources mode sets"),
+    Variable("WATCHDOG_ROLLBACK_MEMORY", "16Gi",
+             "memory limit the resources mode sets"),
+    Variable("WATCHDOG_ROLLBACK_CORES", "4",
+             "value the resources mode gives the core-count variables"),
+    Variable("WATCHDOG_ROLLBACK_CORE_VARS", "PARALLELLY_OVERRIDE_CORES",
+             "the job's core-count env variables, comma separated"),
+    Variable("WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", "120",
+             "how long to wait for the job update to finish"),
 )  # fmt: skip
 
 
@@ -72,6 +88,14 @@ class Settings:
     run_api_endpoint: str
     sweep_lookback_hours: float
     dedup_ttl_days: float
+    rollback_mode: str
+    rollback_threshold: int
+    rollback_cooldown_hours: float
+    rollback_cpu: str
+    rollback_memory: str
+    rollback_cores: int
+    rollback_core_vars: tuple[str, ...]
+    rollback_timeout_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +128,18 @@ class Settings:
             run_api_endpoint=read("WATCHDOG_RUN_API_ENDPOINT", _endpoint),
             sweep_lookback_hours=read("WATCHDOG_SWEEP_LOOKBACK_HOURS", _positive),
             dedup_ttl_days=read("WATCHDOG_DEDUP_TTL_DAYS", _positive),
+            rollback_mode=read("WATCHDOG_ROLLBACK_MODE", _mode),
+            rollback_threshold=read("WATCHDOG_ROLLBACK_THRESHOLD", _at_least_one),
+            rollback_cooldown_hours=read(
+                "WATCHDOG_ROLLBACK_COOLDOWN_HOURS", _non_negative
+            ),
+            rollback_cpu=read("WATCHDOG_ROLLBACK_CPU", _cpu),
+            rollback_memory=read("WATCHDOG_ROLLBACK_MEMORY", _memory),
+            rollback_cores=read("WATCHDOG_ROLLBACK_CORES", _at_least_one),
+            rollback_core_vars=read("WATCHDOG_ROLLBACK_CORE_VARS", _names),
+            rollback_timeout_seconds=read(
+                "WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", _positive
+            ),
         )
         if problems:
             raise ConfigError(
@@ -124,6 +160,8 @@ class Settings:
 def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return ",".join(sorted(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
     if isinstance(value, float):
         return f"{value:.10f}".rstrip("0").rstrip(".")
     return str(value)
@@ -165,6 +203,41 @@ def _endpoint(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("expected empty, or a URL such as http://127.0.0.1:8080")
     return text
+
+
+MODES = ("off", "dry-run", "env", "resources")
+
+
+def _mode(text: str) -> str:
+    if text not in MODES:
+        raise ValueError(f"expected one of {', '.join(MODES)}")
+    return text
+
+
+def _at_least_one(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise ValueError("expected a whole number, 1 or more")
+    return value
+
+
+def _cpu(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?m?", text):
+        raise ValueError("expected a CPU quantity such as 4 or 4000m")
+    return text
+
+
+def _memory(text: str) -> str:
+    if not re.fullmatch(r"\d+(Ki|Mi|Gi|Ti|k|M|G|T)?", text):
+        raise ValueError("expected a memory quantity such as 16Gi")
+    return text
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
+        raise ValueError("expected environment variable names, comma separated")
+    return names
 
 
 def _existing_parent(path: Path) -> Path:

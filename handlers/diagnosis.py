@@ -22,6 +22,7 @@ class Override:
     state: str
     value: int | None = None
     causes: list[str] = field(default_factory=list)
+    raw: str | None = None  # the variable's value as the execution had it
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ def parse_override(raw: str | None) -> Override:
     """The state of a raw PARALLELLY_OVERRIDE_CORES value."""
     text = (raw or "").strip()
     if not text:
-        return Override(UNSET)
+        return Override(UNSET, raw=raw)
     if text.isascii() and text.isdigit() and int(text) > 0:
-        return Override(SET, int(text))
-    return Override(INVALID, causes=[f"invalid_override={text[:32]!r}"])
+        return Override(SET, int(text), raw=raw)
+    return Override(INVALID, causes=[f"invalid_override={text[:32]!r}"], raw=raw)
 
 
 def override_of(evidence: Evidence) -> Override:
@@ -64,7 +65,8 @@ def _override_from_lines(evidence: Evidence) -> Override:
     if evidence.has_any(
         (kinds.OVERRIDE_CONFIGURED, kinds.OVERRIDE_VERIFIED, kinds.OVERRIDE_EXPECTED)
     ):
-        return Override(SET, evidence.override_value())
+        value = evidence.override_value()
+        return Override(SET, value, raw=None if value is None else str(value))
     return Override(UNKNOWN)
 
 

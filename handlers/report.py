@@ -39,9 +39,9 @@ def write_json_lines(records: Iterable[dict], out: TextIO) -> None:
         print(json.dumps(record, sort_keys=False), file=out)
 
 
-def write_table(records: Iterable[dict], out: TextIO) -> None:
-    rows = [tuple(_cell(record, key) for _, key in COLUMNS) for record in records]
-    header = tuple(title for title, _ in COLUMNS)
+def write_table(records: Iterable[dict], out: TextIO, columns: tuple = COLUMNS) -> None:
+    rows = [tuple(_cell(record, key) for _, key in columns) for record in records]
+    header = tuple(title for title, _ in columns)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(

@@ -115,14 +115,23 @@ class _AttemptTimeout:
 def executions_client(settings: Settings) -> run_v2.ExecutionsClient:
     """An ExecutionsClient over REST: to `run_api_endpoint` without credentials
     when that is set (local fakes), else to Google with default credentials."""
+    return _client(run_v2.ExecutionsClient, settings)
+
+
+def jobs_client(settings: Settings) -> run_v2.JobsClient:
+    """A JobsClient, built as `executions_client` builds its client."""
+    return _client(run_v2.JobsClient, settings)
+
+
+def _client(kind, settings: Settings):
     if settings.run_api_endpoint:
-        return run_v2.ExecutionsClient(
+        return kind(
             transport="rest",
             credentials=AnonymousCredentials(),
             client_options={"api_endpoint": settings.run_api_endpoint},
         )
     try:
-        return run_v2.ExecutionsClient(transport="rest")
+        return kind(transport="rest")
     except google.auth.exceptions.DefaultCredentialsError as exc:
         raise ConfigError(
             "no credentials for the Cloud Run Admin API: deploy the function with "
@@ -153,7 +162,7 @@ def recent_executions(
     request = run_v2.ListExecutionsRequest(parent=parent, page_size=PAGE_SIZE)
     found: list[run_v2.Execution] = []
 
-    with _api_errors("list_executions", parent, settings, limits):
+    with api_errors("list_executions", parent, settings, limits):
         pager = client.list_executions(
             request=request,
             retry=limits.retry("list_executions"),
@@ -269,7 +278,7 @@ def _created(execution: run_v2.Execution) -> datetime:
 
 
 @contextmanager
-def _api_errors(
+def api_errors(
     call: str, resource: str, settings: Settings, limits: CallLimits
 ) -> Iterator[None]:
     """Turn the client's exceptions into the watchdog's: retry later, or fix."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from handlers import rollback
 from handlers.errors import ConfigError
 from handlers.log import logger
 from handlers.observation import COMPLETION, Observation
@@ -35,6 +36,10 @@ def sweep(dog: Watchdog) -> Sweep:
         _recover_completions(dog, result)
         if result.recovered:
             result.written += dog.finalize_due()
+    # NOTE: again on every tick, so that a decision an instance could not take
+    # (it stopped right after writing a verdict) is taken now; it is idempotent.
+    for job in sorted(dog.settings.jobs):
+        rollback.consider(dog, job)
     return result
 
 

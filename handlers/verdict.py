@@ -36,6 +36,7 @@ class Verdict:
     verdict: str
     causes: tuple[str, ...]
     override_cores: int | None
+    override_raw: str | None
     cores_used: int | None
     vcpu: float | None
     memory_gib: float | None
@@ -91,6 +92,7 @@ def decide(
         verdict=verdict,
         causes=tuple(dict.fromkeys(causes)),
         override_cores=override.value,
+        override_raw=override.raw,
         cores_used=training.cores,
         outcome=evidence.outcome,
         start_time=completion.get("start_time"),

@@ -11,15 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from handlers import rollback
 from handlers.config import Settings
 from handlers.errors import BadMessage
 from handlers.ledger import Ledger
 from handlers.log import logger
 from handlers.observation import Observation
 from handlers.parse import observe
-from handlers.verdict import Verdict, decide
+from handlers.verdict import FAILING, Verdict, decide
 
 Sink = Callable[[Verdict], None]
+Alert = Callable[[dict], None]
 
 
 class Watchdog:
@@ -29,10 +31,12 @@ class Watchdog:
         ledger: Ledger,
         sinks: Iterable[Sink] = (),
         clock: Callable[[], float] = time.time,
+        alerts: Iterable[Alert] = (),
     ):
         self.settings = settings
         self.ledger = ledger
         self.sinks = list(sinks)
+        self.alerts = list(alerts)
         self.clock = clock
 
     def ingest(self, entry: dict) -> Observation | None:
@@ -77,6 +81,8 @@ class Watchdog:
         )
         for sink in self.sinks:
             sink(verdict)
+        if verdict.verdict in FAILING:
+            rollback.consider(self, job)
         return verdict
 
 
