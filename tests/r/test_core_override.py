@@ -9,7 +9,6 @@ files, so that the tests hold on a small machine of any size.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -25,31 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PREFLIGHT = ("r/run_all.R", "--preflight")
 SIMULATE = ("r/run_all.R", "--simulate-training")
-
-
-def documented_keys() -> dict[str, set[str]]:
-    """Marker name to its keys, read from the tables of docs/markers.md."""
-    keys: dict[str, set[str]] = {"": set()}
-    section = ""
-    for line in (ROOT / "docs" / "markers.md").read_text().splitlines():
-        heading = re.match(r"^## `(\w+)`", line)
-        if heading:
-            section = heading.group(1)
-            keys[section] = set()
-        row = re.match(r"^\| `(\w+)` \|", line)
-        if row:
-            keys[section].add(row.group(1))
-    common = keys.pop("")
-    return {name: common | own for name, own in keys.items()}
-
-
-def assert_follows_vocabulary(markers: list[dict]) -> None:
-    vocabulary = documented_keys()
-    for marker in markers:
-        assert set(marker) == vocabulary[marker["marker"]], marker
-        assert marker["marker_version"] == 1
-        assert marker["severity"] in {"INFO", "WARNING", "ERROR"}
-        assert isinstance(marker["message"], str) and marker["message"]
 
 
 # ---- the override is read and validated -------------------------------------
@@ -328,97 +302,3 @@ def test_affinity_is_read_from_the_process_status(
     assert verified["status"] == "success"
     assert verified["affinity_cores"] == affinity
     assert verified["oversubscribed"] is oversubscribed
-
-
-# ---- the entry script ---------------------------------------------------------
-
-
-def test_simulated_training_emits_the_whole_sequence(run_r):
-    env = {"PARALLELLY_OVERRIDE_CORES": "2", "CLOUD_RUN_EXECUTION": "job-x7k2p"}
-
-    run = run_r(*SIMULATE, env=env)
-
-    assert run.returncode == 0, run.stderr
-    assert run.names == [
-        "override_configured",
-        "override_verified",
-        "cores_selected",
-        "training_started",
-        "training_finished",
-    ]
-    assert {marker["execution"] for marker in run.markers} == {"job-x7k2p"}
-    finished = run.marker("training_finished")
-    assert (finished["cores"], finished["attempt"], finished["status"]) == (2, 1, "ok")
-    assert isinstance(finished["duration_s"], int | float)
-    assert finished["error"] is None
-
-
-def test_rejected_core_count_is_retried_with_one_core_less(run_r):
-    env = {"PARALLELLY_OVERRIDE_CORES": "3", "_R_CHECK_LIMIT_CORES_": "TRUE"}
-
-    run = run_r(*SIMULATE, env=env)
-
-    assert run.returncode == 0, run.stderr
-    attempts = [
-        (m["marker"], m["cores"], m["attempt"], m.get("status"), m.get("error"))
-        for m in run.markers
-        if m["marker"].startswith("training_")
-    ]
-    assert attempts == [
-        ("training_started", 3, 1, None, None),
-        ("training_finished", 3, 1, "error", "3 simultaneous processes spawned"),
-        ("training_started", 2, 2, None, None),
-        ("training_finished", 2, 2, "ok", None),
-    ]
-    rejected = next(m for m in run.markers if m["marker"] == "training_finished")
-    assert rejected["severity"] == "WARNING"
-
-
-def test_second_rejection_gives_up(run_r):
-    env = {"PARALLELLY_OVERRIDE_CORES": "4", "_R_CHECK_LIMIT_CORES_": "TRUE"}
-
-    run = run_r(*SIMULATE, env=env)
-
-    assert run.returncode == 1
-    finished = [m for m in run.markers if m["marker"] == "training_finished"]
-    assert [(m["cores"], m["status"]) for m in finished] == [(4, "error"), (3, "error")]
-    assert finished[-1]["severity"] == "ERROR"
-
-
-def test_training_without_robyn_stops_with_a_clear_error(run_r):
-    run = run_r("r/run_all.R", env={"PARALLELLY_OVERRIDE_CORES": "2"})
-
-    assert run.returncode != 0
-    assert "Robyn is not installed" in run.stderr
-    assert "training_started" not in run.names
-
-
-def test_verification_refuses_to_run_without_the_override_file(run_r):
-    run = run_r("-e", 'source("r/verify_cores.R")')
-
-    assert run.returncode != 0
-    assert "core_override.R first" in run.stderr
-
-
-@pytest.mark.parametrize(
-    ("args", "env"),
-    [
-        (SIMULATE, {}),
-        (PREFLIGHT, {"PARALLELLY_OVERRIDE_CORES": "eight"}),
-        (SIMULATE, {"PARALLELLY_OVERRIDE_CORES": "3", "_R_CHECK_LIMIT_CORES_": "TRUE"}),
-        (
-            PREFLIGHT,
-            {
-                "PARALLELLY_OVERRIDE_CORES": "2",
-                "R_PARALLELLY_AVAILABLECORES_MIN": "9999",
-            },
-        ),
-    ],
-    ids=["unset", "invalid", "retry", "parallelly error"],
-)
-def test_every_line_is_a_documented_marker(run_r, args, env):
-    run = run_r(*args, env=env)
-
-    assert run.stdout.splitlines(), run.stderr
-    assert len(run.markers) == len(run.stdout.splitlines())
-    assert_follows_vocabulary(run.markers)
