@@ -10,7 +10,7 @@ import os
 import threading
 
 from handlers import intake, log
-from handlers.config import Settings
+from handlers.config import SLACK_TOKEN_ENV, Settings
 from handlers.errors import BadMessage, ConfigError, TransientError
 from handlers.ledger import open_ledger
 from handlers.log import logger
@@ -29,14 +29,45 @@ def watchdog() -> Watchdog:
             if not logger.handlers:
                 log.setup()
             settings = Settings.from_env()
-            deployed = bool(os.environ.get("K_SERVICE"))
-            _current = Watchdog(
-                settings,
-                open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days),
-                sinks=[log_sink if deployed else console_sink],
-                alerts=[log_alert if deployed else console_alert],
+            ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days)
+            token = os.environ.get(SLACK_TOKEN_ENV, "").strip()
+            _current = (
+                _slack(settings, ledger, token)
+                if token
+                else _local(
+                    settings, ledger, deployed=bool(os.environ.get("K_SERVICE"))
+                )
             )
         return _current
+
+
+def _local(settings: Settings, ledger, deployed: bool) -> Watchdog:
+    """Without Slack: readable text on the console, or one log line deployed."""
+    return Watchdog(
+        settings,
+        ledger,
+        sinks=[log_sink if deployed else console_sink],
+        alerts=[log_alert if deployed else console_alert],
+    )
+
+
+def _slack(settings: Settings, ledger, token: str) -> Watchdog:
+    """With Slack: its messages replace the console's and the log's."""
+    from handlers.notify import SlackNotifier
+    from handlers.slack_client import web_client
+
+    notifier = SlackNotifier(
+        settings, ledger, web_client(token, settings.slack_api_url)
+    )
+    dog = Watchdog(
+        settings,
+        ledger,
+        sinks=[notifier.summary],
+        alerts=[notifier.decision],
+        ticks=[notifier.tick],
+    )
+    notifier.clock = lambda: dog.clock()
+    return dog
 
 
 def reset() -> None:

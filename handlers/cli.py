@@ -125,6 +125,8 @@ def list_verdicts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The ledger's decisions also hold the Slack messages' claims (handlers/notify.py).
+SHOWN = frozenset({"rollback", "rearm", "cooldown"})
 DECISION_COLUMNS = (
     ("TIME", "time"),
     ("JOB", "job"),
@@ -138,7 +140,7 @@ DECISION_COLUMNS = (
 
 def rollback_status(args: argparse.Namespace, settings: Settings) -> int:
     with _ledger(settings) as ledger:
-        records = ledger.decisions(args.job)
+        records = [r for r in ledger.decisions(args.job) if r.get("kind") in SHOWN]
     if args.format == "json":
         write_json_lines(records, sys.stdout)
         return 0

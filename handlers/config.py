@@ -17,6 +17,9 @@ from pathlib import Path
 from handlers.errors import ConfigError
 
 OVERRIDE_ENV = "PARALLELLY_OVERRIDE_CORES"
+# NOTE: not a WATCHDOG_ variable on purpose: a secret (Secret Manager, exposed as
+# an env var) is read by handlers/app.py only, and never described or printed.
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,19 @@ VARIABLES = (
              "the job's core-count env variables, comma separated"),
     Variable("WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", "120",
              "how long to wait for the job update to finish"),
+    Variable("WATCHDOG_SLACK_CHANNEL", "",
+             "Slack channel id for the summaries and the digest; used only "
+             "when SLACK_BOT_TOKEN is set"),
+    Variable("WATCHDOG_SLACK_ALERT_CHANNEL", "",
+             "Slack channel id for streak notices and rollback alerts; empty: "
+             "WATCHDOG_SLACK_CHANNEL"),
+    Variable("WATCHDOG_SLACK_ONCALL_GROUP", "",
+             "Slack user-group id (S0123ABC) mentioned by rollback alerts; empty: "
+             "no mention"),
+    Variable("WATCHDOG_SLACK_API_URL", "",
+             "Slack Web API base URL; empty: Slack's"),
+    Variable("WATCHDOG_DIGEST_DAYS", "7",
+             "days covered by each Slack digest; 0: no digest"),
 )  # fmt: skip
 
 
@@ -96,6 +112,11 @@ class Settings:
     rollback_cores: int
     rollback_core_vars: tuple[str, ...]
     rollback_timeout_seconds: float
+    slack_channel: str
+    slack_alert_channel: str
+    slack_oncall_group: str
+    slack_api_url: str
+    digest_days: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,7 +161,18 @@ class Settings:
             rollback_timeout_seconds=read(
                 "WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", _positive
             ),
+            slack_channel=read("WATCHDOG_SLACK_CHANNEL", _channel),
+            slack_alert_channel=read("WATCHDOG_SLACK_ALERT_CHANNEL", _channel)
+            or raw["WATCHDOG_SLACK_CHANNEL"],
+            slack_oncall_group=read("WATCHDOG_SLACK_ONCALL_GROUP", _user_group),
+            slack_api_url=read("WATCHDOG_SLACK_API_URL", _slack_url),
+            digest_days=read("WATCHDOG_DIGEST_DAYS", _count),
         )
+        if env.get(SLACK_TOKEN_ENV) and not settings.slack_channel:
+            problems.append(
+                f"WATCHDOG_SLACK_CHANNEL='': {SLACK_TOKEN_ENV} is set, so a channel "
+                "id is needed (such as C0123ABCD)"
+            )
         if problems:
             raise ConfigError(
                 "unusable configuration; fix these environment variables:\n  "
@@ -202,6 +234,27 @@ def _region(text: str) -> str:
 def _endpoint(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("expected empty, or a URL such as http://127.0.0.1:8080")
+    return text
+
+
+def _slack_url(text: str) -> str:
+    _endpoint(text)
+    if text and not text.endswith("/"):
+        raise ValueError(
+            "expected a URL ending in /, such as http://127.0.0.1:8080/api/"
+        )
+    return text
+
+
+def _channel(text: str) -> str:
+    if text and not re.fullmatch(r"[CGD][A-Z0-9]{6,}", text):
+        raise ValueError("expected empty, or a channel id such as C0123ABCD")
+    return text
+
+
+def _user_group(text: str) -> str:
+    if text and not re.fullmatch(r"S[A-Z0-9]{6,}", text):
+        raise ValueError("expected empty, or a user-group id such as S0123ABC")
     return text
 
 

@@ -40,6 +40,8 @@ def sweep(dog: Watchdog) -> Sweep:
     # (it stopped right after writing a verdict) is taken now; it is idempotent.
     for job in sorted(dog.settings.jobs):
         rollback.consider(dog, job)
+    for tick in dog.ticks:
+        tick()  # the Slack retries and digest, last: nothing above waits for them
     return result
 
 

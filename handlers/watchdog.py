@@ -22,6 +22,7 @@ from handlers.verdict import FAILING, Verdict, decide
 
 Sink = Callable[[Verdict], None]
 Alert = Callable[[dict], None]
+Tick = Callable[[], None]
 
 
 class Watchdog:
@@ -32,11 +33,13 @@ class Watchdog:
         sinks: Iterable[Sink] = (),
         clock: Callable[[], float] = time.time,
         alerts: Iterable[Alert] = (),
+        ticks: Iterable[Tick] = (),
     ):
         self.settings = settings
         self.ledger = ledger
         self.sinks = list(sinks)
         self.alerts = list(alerts)
+        self.ticks = list(ticks)  # run at the end of every sweep
         self.clock = clock
 
     def ingest(self, entry: dict) -> Observation | None:
