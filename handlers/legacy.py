@@ -78,10 +78,11 @@ _KNOWN_NOISE = re.compile(
 )
 
 # A line that mentions any of these and matches nothing above is unrecognised.
-_RELEVANT = re.compile(
-    r"override|parallelly|availablecores|detectcores|cores|verification|robyn_run"
-    r"|cgroups|training completed"
-)
+RELEVANT_WORDS = (
+    "override", "parallelly", "availablecores", "detectcores", "cores",
+    "verification", "robyn_run", "cgroups", "training completed",
+)  # fmt: skip
+_RELEVANT = re.compile("|".join(map(re.escape, RELEVANT_WORDS)))
 
 
 def read_line(text: str) -> tuple[str, dict] | None:
