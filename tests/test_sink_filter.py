@@ -17,10 +17,19 @@ def passes_text_terms(text: str) -> bool:
 
 
 def test_every_text_line_the_parser_reads_passes_the_filter():
-    read = [e for e in SAMPLE if "textPayload" in e and observe(e, JOBS)]
+    read = [e for e in SAMPLE if "textPayload" in e and observe(e, JOBS)
+            and "varlog" not in e["logName"]]  # fmt: skip
 
     assert read
     assert all(passes_text_terms(e["textPayload"]) for e in read)
+
+
+def test_the_platform_lines_that_matter_are_warnings_or_errors():
+    varlog = [e for e in SAMPLE if "varlog" in e["logName"] and observe(e, JOBS)]
+    needed = [e for e in varlog if observe(e, JOBS).fields.get("code") != 0]
+
+    assert needed
+    assert all(e["severity"] in ("WARNING", "ERROR") for e in needed)
 
 
 def test_unrelated_training_output_does_not_pass():
