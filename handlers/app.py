@@ -6,10 +6,11 @@ failure raises, so that Pub/Sub delivers the message again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
-from handlers import intake, log
+from handlers import audit_mode, intake, log
 from handlers.config import SLACK_TOKEN_ENV, Settings
 from handlers.errors import BadMessage, ConfigError, TransientError
 from handlers.ledger import open_ledger
@@ -19,6 +20,7 @@ from handlers.watchdog import Watchdog
 
 _lock = threading.Lock()
 _current: Watchdog | None = None
+_replays: dict[str, audit_mode.Replay] = {}
 
 
 def watchdog() -> Watchdog:
@@ -70,12 +72,59 @@ def _slack(settings: Settings, ledger, token: str) -> Watchdog:
     return dog
 
 
+def replay(replay_id: str) -> audit_mode.Replay:
+    """The watchdog of one replay: its own ledger namespace, no effect but a report.
+
+    Its settings turn rollback off and it has no sinks or alerts, so neither a
+    summary, nor a streak notice, nor an on-call mention can come of it.
+    """
+    production = watchdog()
+    with _lock:
+        if replay_id not in _replays:
+            settings = dataclasses.replace(production.settings, rollback_mode="off")
+            ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days,
+                                 namespace=replay_id)  # fmt: skip
+            dog = Watchdog(settings, ledger, clock=lambda: production.clock())
+            _replays[replay_id] = audit_mode.Replay(
+                replay_id, dog, _announcer(settings, ledger)
+            )
+        return _replays[replay_id]
+
+
+def _announcer(settings: Settings, ledger):
+    """Where a replay's report goes: the Slack audit channel, or the log."""
+    from handlers.audit_report import report_text, slack_message
+
+    token = os.environ.get(SLACK_TOKEN_ENV, "").strip()
+    if token and settings.slack_audit_channel:
+        from handlers.notify import SlackNotifier
+        from handlers.slack_client import web_client
+
+        notifier = SlackNotifier(settings, ledger,
+                                 web_client(token, settings.slack_api_url))  # fmt: skip
+
+        def to_slack(report) -> None:
+            message = slack_message(report, settings.slack_audit_channel)
+            notifier.send(f"slack/audit/{report.replay_id}", audit_mode.REPORT,
+                          "audit", message)  # fmt: skip
+
+        return to_slack
+    if os.environ.get("K_SERVICE"):
+        return lambda report: logger.info(
+            report_text(report), extra={"labels": {"replay_id": report.replay_id}}
+        )
+    return lambda report: print(report_text(report), end="\n\n", flush=True)
+
+
 def reset() -> None:
     """Forget this instance's watchdog (the configuration is read again)."""
     global _current
     with _lock:
         if _current is not None:
             _current.ledger.close()
+        for each in _replays.values():
+            each.dog.ledger.close()
+        _replays.clear()
         _current = None
 
 
@@ -85,6 +134,11 @@ def handle_log_entry(event) -> None:
     message_id = str(event["id"])
     labels = {"message_id": message_id}
     try:
+        replay_id = audit_mode.replay_of(event, dog.settings.audit_topic)
+        if replay_id is not None:
+            labels["replay_id"] = replay_id
+            audit_mode.handle(replay(replay_id), dog.ledger, event, message_id)
+            return
         delivery = intake.decode(event.data, dog.settings.max_entry_bytes, message_id)
         seen = dog.ingest(delivery.entry)
         if seen is not None:

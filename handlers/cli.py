@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from handlers import log
+from handlers.audit_report import COLUMNS as AUDIT_COLUMNS
 from handlers.config import Settings
-from handlers.errors import ConfigError
+from handlers.errors import ConfigError, TransientError
 from handlers.exports import UnusableExport
 from handlers.report import in_order, write_json_lines, write_table
 
@@ -80,7 +81,49 @@ def _parser() -> argparse.ArgumentParser:
     verdicts.add_argument("--job", metavar="J", help="only this job")
     _add_format(verdicts)
     verdicts.set_defaults(run=list_verdicts)
+    _add_audit_commands(commands)
     return parser
+
+
+def _add_audit_commands(commands) -> None:
+    replay = commands.add_parser(
+        "replay", help="publish a job's logged entries to the audit topic"
+    )
+    replay.add_argument(
+        "--job",
+        action="append",
+        metavar="J",
+        help="a job whose entries to replay (repeatable)",
+    )
+    replay.add_argument("--since", metavar="T", help="from this time (RFC 3339)")
+    replay.add_argument("--until", metavar="T", help="before this time (RFC 3339)")
+    replay.add_argument(
+        "--resume",
+        metavar="REPLAY_ID",
+        help="continue an interrupted replay from its checkpoint",
+    )
+    replay.set_defaults(run=run_replay)  # fmt: skip
+
+    seek = commands.add_parser(
+        "seek", help="deliver a subscription's retained messages again"
+    )
+    seek.add_argument(
+        "--subscription",
+        metavar="S",
+        required=True,
+        help="projects/P/subscriptions/S, or S in WATCHDOG_PROJECT",
+    )
+    target = seek.add_mutually_exclusive_group(required=True)
+    target.add_argument("--time", metavar="T", help="messages published from T")
+    target.add_argument("--snapshot", metavar="N", help="the state of a snapshot")
+    seek.set_defaults(run=run_seek)  # fmt: skip
+
+    report = commands.add_parser(
+        "audit-report", help="a replay's verdicts beside the recorded ones"
+    )
+    report.add_argument("replay_id", metavar="REPLAY_ID")
+    _add_format(report)
+    report.set_defaults(run=audit_report)
 
 
 def _add_format(command: argparse.ArgumentParser) -> None:
@@ -164,11 +207,102 @@ def rearm_job(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers import replay
+
+    try:
+        checkpoint = _checkpoint(args, settings)
+        print(
+            f"replay {checkpoint.replay_id}: publishing to {checkpoint.topic}; "
+            f"resume with --resume {checkpoint.replay_id}",
+            file=sys.stderr,
+        )
+        replay.run(settings, checkpoint)
+    except (ConfigError, TransientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with --resume {checkpoint.replay_id}",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    print(checkpoint.replay_id)
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, settings: Settings):
+    from handlers import replay, times
+
+    if args.resume:
+        return replay.Checkpoint.load(replay.CHECKPOINTS, args.resume)
+    if not settings.audit_topic or not settings.project:
+        raise ConfigError("a replay needs WATCHDOG_AUDIT_TOPIC (projects/P/topics/T) "
+                          "and WATCHDOG_PROJECT (where the logs are)")  # fmt: skip
+    if not args.job or not args.since:
+        raise ConfigError("a replay needs --job J and --since T (or --resume ID)")
+    for moment in filter(None, (args.since, args.until)):
+        if times.parse(moment) is None:
+            raise ConfigError(f"{moment!r}: expected RFC 3339, such as "
+                              "2026-12-01T09:00:00Z")  # fmt: skip
+    checkpoint = replay.Checkpoint(
+        replay.new_replay_id(),
+        sorted(set(args.job)),
+        args.since,
+        args.until,
+        settings.audit_topic,
+    )
+    checkpoint.save(replay.CHECKPOINTS)
+    return checkpoint
+
+
+def run_seek(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers import seek
+
+    try:
+        name = seek.full_name(args.subscription, "subscriptions", settings.project)
+        snapshot = args.snapshot and seek.full_name(
+            args.snapshot, "snapshots", settings.project
+        )
+        request = seek.seek(name, args.time, snapshot)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(seek.describe(request))
+    return 0
+
+
+def audit_report(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers.audit_report import compare
+    from handlers.ledger import NAMESPACE, namespaced_path
+
+    scheme, _, path = settings.ledger.partition(":")
+    unknown = not NAMESPACE.match(args.replay_id) or (
+        scheme == "sqlite"
+        and path != ":memory:"
+        and not Path(namespaced_path(path, args.replay_id)).is_file()
+    )
+    if unknown:
+        print(f"error: no replay {args.replay_id!r} in {settings.ledger}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    with _ledger(settings) as production, _ledger(settings, args.replay_id) as audit:
+        report = compare(args.replay_id, production, audit)
+    if not report.rows:
+        print(f"error: replay {args.replay_id} has no verdicts (yet)", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        write_json_lines(report.rows, sys.stdout)
+        return 0
+    print(report.headline())
+    write_table(report.rows, sys.stdout, AUDIT_COLUMNS)
+    return 0
+
+
 @contextmanager
-def _ledger(settings: Settings):
+def _ledger(settings: Settings, namespace: str = ""):
     from handlers.ledger import open_ledger
 
-    ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days)
+    ledger = open_ledger(settings.ledger, ttl_days=settings.dedup_ttl_days,
+                         namespace=namespace)  # fmt: skip
     try:
         yield ledger
     finally:

@@ -86,6 +86,13 @@ VARIABLES = (
              "Slack Web API base URL; empty: Slack's"),
     Variable("WATCHDOG_DIGEST_DAYS", "7",
              "days covered by each Slack digest; 0: no digest"),
+    Variable("WATCHDOG_AUDIT_TOPIC", "",
+             "Pub/Sub topic (projects/P/topics/T) replays publish to; messages "
+             "from it are audited, never acted on"),
+    Variable("WATCHDOG_SLACK_AUDIT_CHANNEL", "",
+             "Slack channel id for audit reports; empty: the log or console"),
+    Variable("WATCHDOG_LOGGING_API_ENDPOINT", "",
+             "Cloud Logging API endpoint replays read; empty: Google's"),
 )  # fmt: skip
 
 
@@ -117,6 +124,9 @@ class Settings:
     slack_oncall_group: str
     slack_api_url: str
     digest_days: int
+    audit_topic: str
+    slack_audit_channel: str
+    logging_api_endpoint: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +177,9 @@ class Settings:
             slack_oncall_group=read("WATCHDOG_SLACK_ONCALL_GROUP", _user_group),
             slack_api_url=read("WATCHDOG_SLACK_API_URL", _slack_url),
             digest_days=read("WATCHDOG_DIGEST_DAYS", _count),
+            audit_topic=read("WATCHDOG_AUDIT_TOPIC", _topic),
+            slack_audit_channel=read("WATCHDOG_SLACK_AUDIT_CHANNEL", _channel),
+            logging_api_endpoint=read("WATCHDOG_LOGGING_API_ENDPOINT", _endpoint),
         )
         if env.get(SLACK_TOKEN_ENV) and not settings.slack_channel:
             problems.append(
@@ -234,6 +247,12 @@ def _region(text: str) -> str:
 def _endpoint(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("expected empty, or a URL such as http://127.0.0.1:8080")
+    return text
+
+
+def _topic(text: str) -> str:
+    if text and not re.fullmatch(r"projects/[^/\s]+/topics/[^/\s]+", text):
+        raise ValueError("expected empty, or projects/PROJECT/topics/TOPIC")
     return text
 
 

@@ -7,9 +7,15 @@ entry, a verdict per execution. `open_ledger` picks the implementation from
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
 from typing import Protocol
 
 from handlers.observation import Observation
+
+# A replay id names a ledger namespace: a file name part and a Firestore
+# collection id part, so it stays short and plain.
+NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
 class Ledger(Protocol):
@@ -56,21 +62,37 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
-def open_ledger(url: str, project: str = "", ttl_days: float = 35) -> Ledger:
+def open_ledger(
+    url: str, project: str = "", ttl_days: float = 35, namespace: str = ""
+) -> Ledger:
     """The ledger a `WATCHDOG_LEDGER` value names (checked by the config).
 
     Only Firestore uses `project` (empty: the environment's) and `ttl_days`, how
     long its deduplication records are kept (`WATCHDOG_DEDUP_TTL_DAYS`).
+    A `namespace` (a replay id) is a ledger of its own beside the production
+    one, sharing nothing with it: the SQLite file `NAME.audit-NAMESPACE.EXT`
+    next to the production file, or Firestore collections prefixed
+    `audit_NAMESPACE_`.
     """
+    if namespace and not NAMESPACE.match(namespace):
+        raise ValueError(f"bad ledger namespace {namespace!r}: expected [a-z0-9-]")
     scheme, _, rest = url.partition(":")
     if scheme == "sqlite":
         from handlers.ledger.sqlite import SqliteLedger
 
-        return SqliteLedger(rest)
+        return SqliteLedger(namespaced_path(rest, namespace))
     if scheme == "firestore":
         # Imported here: google.cloud.firestore takes half a second to import.
         from handlers.ledger.firestore import FirestoreLedger
 
         database = rest.removeprefix("//") or None
-        return FirestoreLedger(database, project or None, ttl_days)
+        return FirestoreLedger(database, project or None, ttl_days, namespace=namespace)
     raise ValueError(f"unknown ledger {url!r}")
+
+
+def namespaced_path(path: str, namespace: str) -> str:
+    """The SQLite file of a namespace: beside the production file, never it."""
+    if not namespace or path == ":memory:":
+        return path
+    file = PurePath(path)
+    return str(file.with_name(f"{file.stem}.audit-{namespace}{file.suffix}"))

@@ -14,6 +14,10 @@ each other. Document ids are hashes, because names may contain "/":
                                                     record, decided_at, writer
     watchdog_decisions/{key}                        key, job, record, decided_at
 
+A namespace (an audit replay) prefixes the top-level collections with
+`audit_{namespace}_`; its observations stay `watchdog_observations` under its
+own executions, so that the TTL policy of that collection group covers them.
+
 `due_at` exists only while an execution is complete and undecided. A verdict
 removes it in the same commit, creating the completion document if need be, so
 that a completion entry seen later changes nothing; `due` is then a range query
@@ -73,7 +77,9 @@ class FirestoreLedger:
         project: str | None = None,
         ttl_days: float = 35,
         client=None,
+        namespace: str = "",
     ):
+        prefix = f"audit_{namespace}_" if namespace else ""
         self._owns_client = client is None
         self._client = client or _connect(project, database)
         self._ttl = timedelta(days=ttl_days)
@@ -84,10 +90,10 @@ class FirestoreLedger:
         # Retries what may pass (unavailable, overloaded), briefly.
         retry = retries.Retry(initial=0.1, maximum=2.0, timeout=DEADLINE_SECONDS)
         self._call = {"retry": retry, "timeout": DEADLINE_SECONDS}
-        self._executions = self._client.collection(EXECUTIONS)
-        self._completions = self._client.collection(COMPLETIONS)
-        self._verdicts = self._client.collection(VERDICTS)
-        self._decisions = self._client.collection(DECISIONS)
+        self._executions = self._client.collection(prefix + EXECUTIONS)
+        self._completions = self._client.collection(prefix + COMPLETIONS)
+        self._verdicts = self._client.collection(prefix + VERDICTS)
+        self._decisions = self._client.collection(prefix + DECISIONS)
 
     def add(self, observation: Observation, seen_at: float) -> bool:
         o = observation
