@@ -16,15 +16,26 @@ $(READY): requirements.txt requirements-dev.txt
 demo: $(READY)
 	$(PY) samples/demo.py
 
-lint: $(READY)
+# checkov in an environment of its own: see terraform/requirements-checkov.txt.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_READY := $(CHECKOV_VENV)/.ready
+
+$(CHECKOV_READY): terraform/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r terraform/requirements-checkov.txt
+	touch $@
+
+lint: $(READY) $(CHECKOV_READY)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(CHECKOV_VENV)/bin/checkov -d terraform --quiet --compact --skip-download
 
 test: $(READY) r-deps lint
 	$(PY) -m pytest -q
 
 bench: $(READY)
-	$(PY) bench/audit_throughput.py
+	$(PY) bench/run_all.py
 
 # R and parallelly for the tests of r/, from Debian's packages, where missing
 # and where this user may install them; elsewhere those tests skip and say why.

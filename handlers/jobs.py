@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 
-from handlers import runapi
 from handlers.config import OVERRIDE_ENV, Settings
 from handlers.errors import ConfigError
 
@@ -29,7 +28,11 @@ def roll_back(settings: Settings, job: str, override_seen: str | None,
     if not settings.project:
         return {"outcome": "dry_run", "before": None, "after": wanted,
                 "reason": "no WATCHDOG_PROJECT: the job was not read"}  # fmt: skip
+    # Imported here: run_v2 costs half a second, and a dry run without a
+    # project never asks the API.
     from google.api_core import exceptions as api
+
+    from handlers import runapi
 
     client, name = runapi.jobs_client(settings), runapi.job_path(settings, job)
     for _ in range(ATTEMPTS):
@@ -111,6 +114,8 @@ def _patch(job, settings: Settings, wanted: dict, reason: str) -> None:
 
 
 def _get(client, name: str, settings: Settings):
+    from handlers import runapi
+
     limits = runapi.LIMITS
     with runapi.api_errors("get_job", name, settings, limits):
         return client.get_job(name=name, retry=limits.retry("get_job"),
@@ -118,6 +123,8 @@ def _get(client, name: str, settings: Settings):
 
 
 def _update(client, job, name: str, settings: Settings) -> None:
+    from handlers import runapi
+
     limits = runapi.LIMITS
     with runapi.api_errors("update_job", name, settings, limits):
         operation = client.update_job(job=job, timeout=limits.attempt_seconds)
