@@ -11,7 +11,16 @@ blocks, section text of 3,000 characters, 10 fields, a header of 150.
 from __future__ import annotations
 
 from handlers.alerts import HEADLINES, alert_text
-from handlers.summary import ICONS, MEANINGS, explain, summary_text
+from handlers.summary import (
+    ICONS,
+    MEANINGS,
+    cores_text,
+    duration_text,
+    explain,
+    summary_text,
+    usd_text,
+    value_text,
+)
 from handlers.verdict import Verdict
 
 MAX_BLOCKS = 50
@@ -36,12 +45,12 @@ def summary(verdict: Verdict, channel: str) -> dict:
         f" ({MEANINGS.get(v.verdict, '')})"
     )
     figures = [
-        ("Cores used", _cores(v)),
-        ("Override", escape(_value(v.override_raw or v.override_cores))),
+        ("Cores used", cores_text(v)),
+        ("Override", escape(value_text(v.override_raw or v.override_cores))),
         ("Training", _training(v)),
-        ("Wall time", _duration(v.wall_seconds)),
-        ("Cost", _usd(v.cost_usd)),
-        ("Idle cost", _usd(v.idle_cost_usd)),
+        ("Wall time", duration_text(v.wall_seconds)),
+        ("Cost", usd_text(v.cost_usd)),
+        ("Idle cost", usd_text(v.idle_cost_usd)),
     ]
     blocks = [
         _section(title),
@@ -79,7 +88,7 @@ def recovery(verdict: Verdict, failures: int, channel: str) -> dict:
     line = (
         f"{ICONS.get(v.verdict, '•')} *{escape(v.job)}* recovered: "
         f"`{escape(v.execution)}` is *{v.verdict}* after {failures} failing "
-        f"verdict(s); it used {_cores(v)}."
+        f"verdict(s); it used {cores_text(v)}."
     )
     text = f"{v.job} recovered: {v.execution} is {v.verdict}"
     return _message(channel, text, [_section(line), _context(_link(v.log_uri))])
@@ -118,15 +127,15 @@ def digest(stats: dict, channel: str) -> dict:
         {"type": "header", "text": _plain(f"Core-override digest, {period}")},
         _section(f"*{stats['executions']} execution(s)*: {counts or 'none'}"),
         {"type": "section", "fields": [
-            _mrkdwn(f"*Cost*\n{_usd(stats['cost_usd'])}"),
-            _mrkdwn(f"*Idle cost*\n{_usd(stats['idle_cost_usd'])}"),
+            _mrkdwn(f"*Cost*\n{usd_text(stats['cost_usd'])}"),
+            _mrkdwn(f"*Idle cost*\n{usd_text(stats['idle_cost_usd'])}"),
         ]},
         _section("*Median training time by cores used*\n" + (medians or "no data")),
         _section("*Rollback decisions*\n" + (rollbacks or "none")),
     ]  # fmt: skip
     text = (
         f"Core-override digest {period}: {stats['executions']} execution(s), "
-        f"cost {_usd(stats['cost_usd'])}, idle {_usd(stats['idle_cost_usd'])}"
+        f"cost {usd_text(stats['cost_usd'])}, idle {usd_text(stats['idle_cost_usd'])}"
     )
     return _message(channel, text, blocks)
 
@@ -191,31 +200,8 @@ def _link(log_uri: str | None) -> str:
     return f"logs: {escape(log_uri)}"
 
 
-def _cores(v: Verdict) -> str:
-    used = _value(v.cores_used)
-    if v.vcpu is None:
-        return f"{used} used"
-    share = f" ({v.utilisation:.0%})" if v.utilisation is not None else ""
-    return f"{used} of {v.vcpu:g} vCPU{share}"
-
-
 def _training(v: Verdict) -> str:
     if v.training_minutes is None:
         return "?"
     speedup = f" ({v.speedup:.1f}× baseline)" if v.speedup is not None else ""
     return f"{v.training_minutes:.2f} min{speedup}"
-
-
-def _value(value: object) -> str:
-    return "?" if value is None else str(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
-def _usd(amount: float | None) -> str:
-    return "?" if amount is None else f"${amount:.4f}"

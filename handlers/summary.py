@@ -77,11 +77,11 @@ def summary_text(verdict: Verdict) -> str:
     lines = [
         f"{ICONS.get(v.verdict, '•')} {v.job} · {v.execution}: {v.verdict.upper()}"
         f" ({MEANINGS.get(v.verdict, '')})",
-        f"  cores {_cores(v)}, override {_value(v.override_cores)},"
+        f"  cores {cores_text(v)}, override {value_text(v.override_cores)},"
         f" outcome {v.outcome}",
         f"  training {_minutes(v.training_minutes)}{_speedup(v.speedup)},"
-        f" wall {_duration(v.wall_seconds)}",
-        f"  cost {_usd(v.cost_usd)}, idle {_usd(v.idle_cost_usd)}",
+        f" wall {duration_text(v.wall_seconds)}",
+        f"  cost {usd_text(v.cost_usd)}, idle {usd_text(v.idle_cost_usd)}",
     ]
     lines += [f"  - {explain(cause)}" for cause in v.causes]
     if v.log_uri:
@@ -89,15 +89,15 @@ def summary_text(verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
-def _cores(v: Verdict) -> str:
-    used = _value(v.cores_used)
+def cores_text(v: Verdict) -> str:
+    used = value_text(v.cores_used)
     if v.vcpu is None:
         return f"{used} used"
     share = f" ({v.utilisation:.0%})" if v.utilisation is not None else ""
     return f"{used} of {v.vcpu:g} vCPU{share}"
 
 
-def _value(value: object) -> str:
+def value_text(value: object) -> str:
     return "?" if value is None else str(value)
 
 
@@ -109,12 +109,12 @@ def _speedup(speedup: float | None) -> str:
     return "" if speedup is None else f" ({speedup:.1f}x baseline)"
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
 
 
-def _usd(amount: float | None) -> str:
+def usd_text(amount: float | None) -> str:
     return "?" if amount is None else f"${amount:.4f}"
