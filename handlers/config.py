@@ -73,6 +73,8 @@ VARIABLES = (
              "the job's core-count env variables, comma separated"),
     Variable("WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", "120",
              "how long to wait for the job update to finish"),
+    Variable("WATCHDOG_STREAK_WINDOW_DAYS", "30",
+             "days of verdicts in which a failure streak is looked for"),
     Variable("WATCHDOG_SLACK_CHANNEL", "",
              "Slack channel id for the summaries and the digest; used only "
              "when SLACK_BOT_TOKEN is set"),
@@ -119,6 +121,7 @@ class Settings:
     rollback_cores: int
     rollback_core_vars: tuple[str, ...]
     rollback_timeout_seconds: float
+    streak_window_days: float
     slack_channel: str
     slack_alert_channel: str
     slack_oncall_group: str
@@ -171,6 +174,7 @@ class Settings:
             rollback_timeout_seconds=read(
                 "WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", _positive
             ),
+            streak_window_days=read("WATCHDOG_STREAK_WINDOW_DAYS", _positive),
             slack_channel=read("WATCHDOG_SLACK_CHANNEL", _channel),
             slack_alert_channel=read("WATCHDOG_SLACK_ALERT_CHANNEL", _channel)
             or raw["WATCHDOG_SLACK_CHANNEL"],

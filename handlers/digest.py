@@ -52,7 +52,7 @@ def deliver(notifier, record: dict) -> dict:
         record["ts"] = notifier.post_message(record)
         notifier.ledger.settle_decision(record["key"], record)
     start, end = (date.fromisoformat(d) for d in record["period"])
-    png = chart(_in_period(notifier.ledger.verdicts(), start, end), start, end)
+    png = chart(_in_period(_since(notifier.ledger, start), start, end), start, end)
     upload = call(
         f"files_upload_v2 of {record['key']}",
         notifier.client.files_upload_v2,
@@ -67,7 +67,7 @@ def deliver(notifier, record: dict) -> dict:
 
 def summarise(ledger, start: date, end: date) -> dict:
     """The figures of the executions that started in [start, end)."""
-    verdicts = _in_period(ledger.verdicts(), start, end)
+    verdicts = _in_period(_since(ledger, start), start, end)
     counts: dict[str, int] = {}
     by_cores: dict[int, list[float]] = {}
     for v in verdicts:
@@ -115,6 +115,12 @@ def chart(verdicts: list[dict], start: date, end: date) -> bytes:
         return out.getvalue()
     finally:
         pyplot.close(figure)
+
+
+def _since(ledger, start: date) -> list[dict]:
+    """Verdicts that may belong to the period: an execution that started in it
+    was decided after its start."""
+    return ledger.verdicts(decided_since=_seconds(start))
 
 
 def _in_period(verdicts: list[dict], start: date, end: date) -> list[dict]:

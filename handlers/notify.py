@@ -32,7 +32,7 @@ import time
 from handlers import blocks, digest, times
 from handlers.errors import ConfigError, TransientError
 from handlers.log import logger
-from handlers.rollback import armed_since, failing_streak
+from handlers.rollback import armed_since, failing_streak, recent_verdicts
 from handlers.verdict import FAILING, RESETTING, Verdict
 
 MESSAGE = "message"
@@ -143,8 +143,8 @@ class SlackNotifier:
     def _notice_streak(self, v: Verdict) -> None:
         s = self.settings
         decisions = self.ledger.decisions(v.job)
-        streak = failing_streak(v.job, self.ledger.verdicts(v.job),
-                                armed_since(decisions))  # fmt: skip
+        verdicts = recent_verdicts(self.ledger, s, v.job, self.clock())
+        streak = failing_streak(v.job, verdicts, armed_since(decisions))
         names = [r["execution"] for r in streak.verdicts]
         if v.execution not in names:
             return
@@ -155,7 +155,8 @@ class SlackNotifier:
         self.send(f"slack/streak/{v.job}/{v.execution}", v.job, "streak", message)
 
     def _notice_recovery(self, v: Verdict) -> None:
-        failures = failures_before(self.ledger.verdicts(v.job), v.execution)
+        verdicts = recent_verdicts(self.ledger, self.settings, v.job, self.clock())
+        failures = failures_before(verdicts, v.execution)
         if failures:
             message = blocks.recovery(v, failures, self.settings.slack_alert_channel)
             self.send(f"slack/recovery/{v.job}/{v.execution}", v.job, "recovery",

@@ -67,13 +67,21 @@ def _resets_streaks(decision: dict) -> bool:
     return decision["kind"] == ROLLBACK and decision.get("outcome") == "applied"
 
 
+def recent_verdicts(ledger, settings, job: str, now: float) -> list[dict]:
+    """The job's verdicts of the streak window: a streak is looked for there,
+    so that the reads stay bounded however long the job has run."""
+    since = now - settings.streak_window_days * 86400
+    return ledger.verdicts(job, decided_since=since)
+
+
 def consider(dog, job: str) -> dict | None:
     """Decide whether the job's failures call for a rollback, and act once."""
     settings = dog.settings
     if settings.rollback_mode == "off":
         return None
     decisions = dog.ledger.decisions(job)
-    streak = failing_streak(job, dog.ledger.verdicts(job), armed_since(decisions))
+    verdicts = recent_verdicts(dog.ledger, settings, job, dog.clock())
+    streak = failing_streak(job, verdicts, armed_since(decisions))
     if len(streak.verdicts) < settings.rollback_threshold:
         return None
     now = dog.clock()

@@ -351,3 +351,18 @@ def test_two_instances_claiming_one_decision_have_one_winner(any_ledger):
     )
 
     assert sorted(results) == [False, True]
+
+
+def test_verdicts_can_be_read_from_a_decision_time_on(any_ledger):
+    for n, job in enumerate(["job", "job", "other", "job"]):
+        record = {"job": job, "execution": f"e{n}", "verdict": "missing"}
+        any_ledger.write_verdict(record, float(n))
+
+    assert [r["execution"] for r in any_ledger.verdicts("job", decided_since=1.0)] == [
+        "e1",
+        "e3",
+    ]
+    assert [r["execution"] for r in any_ledger.verdicts(decided_since=2.0)] == [
+        "e2",
+        "e3",
+    ]

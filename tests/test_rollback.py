@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -285,7 +286,7 @@ def test_two_instances_at_the_threshold_at_once_patch_once(
     settings = function.watchdog.settings
     for ledger in (first,):
         for record in _failing_records():
-            ledger.write_verdict(record, 1.0)
+            ledger.write_verdict(record, time.time())
     dogs = [Watchdog(settings, first), Watchdog(settings, second)]
     start = threading.Barrier(2)
 
@@ -348,3 +349,15 @@ def test_rollback_status_and_rearm_on_the_command_line(function, api):
 def _main(*args, env):
     return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_a_streak_is_looked_for_only_in_the_window(function, api, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_STREAK_WINDOW_DAYS", "1")
+    app.reset()
+    dog = function.watchdog
+    old = time.time() - 2 * 86400
+    for record in _failing_records():
+        dog.ledger.write_verdict(record, old)
+
+    assert rollback.consider(dog, build.PROD) is None
+    assert patches(api) == 0

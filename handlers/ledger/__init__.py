@@ -44,8 +44,11 @@ class Ledger(Protocol):
     def verdict(self, job: str, execution: str) -> dict | None:
         """The verdict record of one execution, if written."""
 
-    def verdicts(self, job: str | None = None) -> list[dict]:
-        """Verdict records, oldest decision first."""
+    def verdicts(
+        self, job: str | None = None, decided_since: float | None = None
+    ) -> list[dict]:
+        """Verdict records, oldest decision first; only those decided at or
+        after `decided_since` when it is given."""
 
     def claim_decision(self, key: str, record: dict, decided_at: float) -> bool:
         """Keep a decision unless one with this key exists; True for the claimer.

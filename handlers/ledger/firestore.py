@@ -198,12 +198,21 @@ class FirestoreLedger:
             snapshot = document.get(["record"], **self._call)
         return json.loads(snapshot.get("record")) if snapshot.exists else None
 
-    def verdicts(self, job: str | None = None) -> list[dict]:
+    def verdicts(
+        self, job: str | None = None, decided_since: float | None = None
+    ) -> list[dict]:
         query = self._verdicts.select(["job", "execution", "record", "decided_at"])
-        if job is not None:
+        if decided_since is not None:
+            # NOTE: the job is then filtered here: an equality on it beside a
+            # range on decided_at would need a composite index.
+            since = firestore.FieldFilter("decided_at", ">=", decided_since)
+            query = query.where(filter=since)
+        elif job is not None:
             query = query.where(filter=firestore.FieldFilter("job", "==", job))
         with self._failing("list verdicts"):
             documents = [d.to_dict() for d in query.stream(**self._call)]
+        if job is not None:
+            documents = [d for d in documents if d["job"] == job]
         # NOTE: sorted here: ordering on three fields would need a composite index.
         documents.sort(key=lambda d: (d["decided_at"], d["job"], d["execution"]))
         return [json.loads(d["record"]) for d in documents]

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     record TEXT NOT NULL, decided_at REAL NOT NULL,
     PRIMARY KEY (job, execution)
 );
+CREATE INDEX IF NOT EXISTS verdicts_by_decision ON verdicts (decided_at);
 CREATE TABLE IF NOT EXISTS decisions (
     key TEXT PRIMARY KEY, job TEXT NOT NULL, record TEXT NOT NULL,
     decided_at REAL NOT NULL
@@ -157,11 +158,13 @@ class SqliteLedger:
         )
         return json.loads(rows[0][0]) if rows else None
 
-    def verdicts(self, job: str | None = None) -> list[dict]:
+    def verdicts(
+        self, job: str | None = None, decided_since: float | None = None
+    ) -> list[dict]:
         rows = self._query(
             "SELECT record FROM verdicts WHERE (? IS NULL OR job = ?) "
-            "ORDER BY decided_at, job, execution",
-            (job, job),
+            "AND decided_at >= ? ORDER BY decided_at, job, execution",
+            (job, job, decided_since or 0.0),
         )
         return [json.loads(record) for (record,) in rows]
 
