@@ -52,3 +52,27 @@ def test_two_processes_share_one_file(tmp_path):
     assert first.write_verdict(record, 1.0) is True
     assert second.write_verdict(record, 1.0) is False
     assert second.verdicts() == [record]
+
+
+def test_opening_the_file_while_another_process_writes_waits_its_turn(tmp_path):
+    import sqlite3
+    import time
+
+    from handlers.ledger.sqlite import SqliteLedger
+
+    path = str(tmp_path / "busy.sqlite3")
+    SqliteLedger(path).close()
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO decisions VALUES ('k', 'job', '{}', 1.0)")
+    release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    release.start()
+
+    started = time.monotonic()
+    second = SqliteLedger(path)
+
+    assert time.monotonic() - started >= 0.2
+    assert second.decisions("job") == [{}]
+    release.join()
+    second.close()
+    writer.close()

@@ -16,8 +16,10 @@ from pathlib import Path
 from handlers.errors import TransientError
 from handlers.observation import COMPLETION, Observation
 
+# NOTE: IMMEDIATE takes the write lock first, so a second process opening the
+# file waits its turn; a deferred BEGIN would fail at once under WAL.
 SCHEMA = """
-BEGIN;
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS observations (
     job TEXT NOT NULL, execution TEXT NOT NULL, key TEXT NOT NULL,
     ts TEXT NOT NULL, kind TEXT NOT NULL, fields TEXT NOT NULL,
