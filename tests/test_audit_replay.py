@@ -14,7 +14,6 @@ import sys
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
 
 import pytest
 
@@ -24,10 +23,9 @@ from handlers.ledger.sqlite import SqliteLedger
 from handlers.sink_filter import sink_filter
 from samples import build
 from tests.conftest import ROOT
-from tests.emulators import free_port
 from tests.fakes.logging_api import FakeLogging
 from tests.test_audit_mode import SAMPLE, TAMPERED, record_production
-from tests.test_pipeline import _wait_for_port
+from tests.test_pipeline import serve
 
 PROJECT = "watchdog-replay"
 JOBS = [build.DEV, build.PROD]
@@ -219,25 +217,6 @@ def test_replay_pushed_into_the_function_reports_and_leaves_production_alone(
     server = (tmp_path / "server.log").read_text()
     assert f"Audit of replay {replay_id}: 9 executions from 118 entries" in server
     assert "roll back" not in server and "·" not in server  # no alert, no summary
-
-
-@contextmanager
-def serve(target: str, env: dict, output):
-    """A functions-framework server as in test_pipeline, its output to a file."""
-    port = free_port()
-    with open(output, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--source", "main.py",
-             "--target", target, "--signature-type", "cloudevent",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_for_port(port, server)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 def _wait_for_report(path, seconds: float = 60) -> None:

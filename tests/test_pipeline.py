@@ -10,44 +10,42 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from samples import build
 from tests.conftest import ROOT
+from tests.emulators import free_port
 
 PROJECT = "watchdog-pipeline"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
-def serve(target: str, env: dict):
-    """A functions-framework server for one entry point, as Cloud Functions runs it."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "functions_framework", "--source", "main.py",
-         "--target", target, "--signature-type", "cloudevent",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        _wait_for_port(port, server)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def serve(target: str, env: dict, output: Path):
+    """A functions-framework server for one entry point, as Cloud Functions runs
+    it; its output goes to a file, which never fills up as an unread pipe would."""
+    port = free_port()
+    with output.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "functions_framework", "--source", "main.py",
+             "--target", target, "--signature-type", "cloudevent",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_for_port(port, server, output)
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
-def _wait_for_port(port: int, server: subprocess.Popen) -> None:
+def _wait_for_port(port: int, server: subprocess.Popen, output: Path) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(server.stdout.read().decode())
+            raise RuntimeError(output.read_text(errors="replace"))
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -67,7 +65,7 @@ def push_to(publisher, subscriber, topic: str, endpoint: str) -> str:
 
 
 def test_entries_published_to_pub_sub_become_verdicts_in_firestore(
-    pubsub_emulator, firestore_reset, monkeypatch
+    pubsub_emulator, firestore_reset, monkeypatch, tmp_path
 ):
     from google.cloud import pubsub_v1
 
@@ -82,7 +80,10 @@ def test_entries_published_to_pub_sub_become_verdicts_in_firestore(
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     entries = json.loads(build.EXPORT.read_text())
 
-    with serve("handle_log_entry", env) as logs, serve("handle_tick", env) as ticks:
+    with (
+        serve("handle_log_entry", env, tmp_path / "logs.out") as logs,
+        serve("handle_tick", env, tmp_path / "ticks.out") as ticks,
+    ):
         topic = push_to(publisher, subscriber, "training-logs", logs)
         tick_topic = push_to(publisher, subscriber, "watchdog-ticks", ticks)
         futures = [publisher.publish(topic, json.dumps(entry).encode(),
