@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from handlers import times
+from tests.fakes._loopback import LoopbackServer
 
 _AFTER = re.compile(r'timestamp>="([^"]+)"')
 _BEFORE = re.compile(r'timestamp<"([^"]+)"')
@@ -34,23 +35,18 @@ class FakeLogging:
         self.requests: list[dict] = []
         self.faults: list[int | None] = []  # per request: 429, or None to answer
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
+        self._http = LoopbackServer(_handler(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.root
 
     def start(self) -> FakeLogging:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def refuse_next(self, count: int, after: int = 0) -> None:
         """Answer 429 to `count` requests, after answering `after` normally."""

@@ -10,15 +10,16 @@ the faults: fail the next N requests, stall them, or fail a fraction at random.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._loopback import LoopbackServer
 
 _STATUS = {
     400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -59,21 +60,15 @@ class FakeRunApi:
         self._faults: list[tuple[int, float]] = []  # (HTTP status or 0, stall seconds)
         self._random: tuple[float, random.Random, int] | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._http = LoopbackServer(_handler_for(self))
+        self.url = self._http.root
 
     def start(self) -> FakeRunApi:
-        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._thread:  # shutdown() would wait forever for a loop never started
-            self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def add_job(self, job: dict) -> None:
         self.jobs[job["name"]] = {"etag": "etag-1", **job}

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._loopback import LoopbackServer
 
 DROP = "drop"
 
@@ -41,23 +43,18 @@ class FakeSlack:
         self.faults: list[int | str] = []
         self.uploads: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
+        self._http = LoopbackServer(_handler(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        return f"{self._http.root}/api/"
 
     def start(self) -> FakeSlack:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def posted(self, api: str = "chat.postMessage") -> list[dict]:
         """The bodies of the successful calls of one method."""
