@@ -26,76 +26,13 @@ SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 class Variable:
     name: str
     default: str
+    parse: Callable[[str], object]
     meaning: str
 
-
-VARIABLES = (
-    Variable("WATCHDOG_JOBS", "mmm-app-training,mmm-app-dev-training",
-             "Cloud Run job names to watch, comma separated"),
-    Variable("WATCHDOG_LEDGER", "sqlite:.watchdog/ledger.sqlite3",
-             "where state is kept: sqlite:PATH (relative to the working "
-             "directory), sqlite::memory:, firestore (the default database) or "
-             "firestore://DATABASE"),
-    Variable("WATCHDOG_TOLERANCE_CORES", "1",
-             "cores below the override that still count as effective"),
-    Variable("WATCHDOG_GRACE_SECONDS", "120",
-             "seconds after an execution's completion entry before its verdict"),
-    Variable("WATCHDOG_CPU_RATE_USD", "0.000018",
-             "price of one vCPU-second of a Cloud Run job"),
-    Variable("WATCHDOG_MEMORY_RATE_USD", "0.000002",
-             "price of one GiB-second of a Cloud Run job"),
-    Variable("WATCHDOG_BASELINE_TRAINING_MINUTES", "2.3",
-             "training minutes the speed-up is measured against"),
-    Variable("WATCHDOG_MAX_ENTRY_BYTES", "786432",
-             "largest decoded LogEntry accepted; larger ones are rejected"),
-    Variable("WATCHDOG_PROJECT", "",
-             "project of the watched jobs; empty: the sweeper asks no Run API"),
-    Variable("WATCHDOG_REGION", "europe-west1", "region of the watched jobs"),
-    Variable("WATCHDOG_RUN_API_ENDPOINT", "",
-             "Cloud Run Admin API endpoint; empty: Google's"),
-    Variable("WATCHDOG_SWEEP_LOOKBACK_HOURS", "48",
-             "how far back the sweeper looks for executions without verdict"),
-    Variable("WATCHDOG_DEDUP_TTL_DAYS", "35",
-             "days the ledger keeps observations (deduplication records)"),
-    Variable("WATCHDOG_ROLLBACK_MODE", "dry-run",
-             "off, dry-run (decide and report only), env (empty the override) "
-             "or resources (back to the rollback CPU, memory and cores)"),
-    Variable("WATCHDOG_ROLLBACK_THRESHOLD", "3",
-             "consecutive failing verdicts of a job that trigger a rollback"),
-    Variable("WATCHDOG_ROLLBACK_COOLDOWN_HOURS", "24",
-             "hours after a rollback of a job before another one"),
-    Variable("WATCHDOG_ROLLBACK_CPU", "4", "CPU limit the resources mode sets"),
-    Variable("WATCHDOG_ROLLBACK_MEMORY", "16Gi",
-             "memory limit the resources mode sets"),
-    Variable("WATCHDOG_ROLLBACK_CORES", "4",
-             "value the resources mode gives the core-count variables"),
-    Variable("WATCHDOG_ROLLBACK_CORE_VARS", "PARALLELLY_OVERRIDE_CORES",
-             "the job's core-count env variables, comma separated"),
-    Variable("WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", "120",
-             "how long to wait for the job update to finish"),
-    Variable("WATCHDOG_STREAK_WINDOW_DAYS", "30",
-             "days of verdicts in which a failure streak is looked for"),
-    Variable("WATCHDOG_SLACK_CHANNEL", "",
-             "Slack channel id for the summaries and the digest; used only "
-             "when SLACK_BOT_TOKEN is set"),
-    Variable("WATCHDOG_SLACK_ALERT_CHANNEL", "",
-             "Slack channel id for streak notices and rollback alerts; empty: "
-             "WATCHDOG_SLACK_CHANNEL"),
-    Variable("WATCHDOG_SLACK_ONCALL_GROUP", "",
-             "Slack user-group id (S0123ABC) mentioned by rollback alerts; empty: "
-             "no mention"),
-    Variable("WATCHDOG_SLACK_API_URL", "",
-             "Slack Web API base URL; empty: Slack's"),
-    Variable("WATCHDOG_DIGEST_DAYS", "7",
-             "days covered by each Slack digest; 0: no digest"),
-    Variable("WATCHDOG_AUDIT_TOPIC", "",
-             "Pub/Sub topic (projects/P/topics/T) replays publish to; messages "
-             "from it are audited, never acted on"),
-    Variable("WATCHDOG_SLACK_AUDIT_CHANNEL", "",
-             "Slack channel id for audit reports; empty: the log or console"),
-    Variable("WATCHDOG_LOGGING_API_ENDPOINT", "",
-             "Cloud Logging API endpoint replays read; empty: Google's"),
-)  # fmt: skip
+    @property
+    def field(self) -> str:
+        """The Settings field it fills: WATCHDOG_GRACE_SECONDS, grace_seconds."""
+        return self.name.removeprefix("WATCHDOG_").lower()
 
 
 @dataclass(frozen=True)
@@ -137,54 +74,16 @@ class Settings:
         env = os.environ if env is None else env
         raw = {v.name: env.get(v.name, v.default).strip() for v in VARIABLES}
         problems: list[str] = []
-
-        def read(name: str, parse: Callable[[str], object]):
+        values = {}
+        for v in VARIABLES:
             try:
-                value = parse(raw[name])
+                values[v.field] = v.parse(raw[v.name])
             except ValueError as exc:
-                problems.append(f"{name}={raw[name]!r}: {exc}")
-                return None
-            return value
-
-        settings = cls(
-            jobs=read("WATCHDOG_JOBS", _job_names),
-            ledger=read("WATCHDOG_LEDGER", _ledger_url),
-            tolerance_cores=read("WATCHDOG_TOLERANCE_CORES", _count),
-            grace_seconds=read("WATCHDOG_GRACE_SECONDS", _non_negative),
-            cpu_rate_usd=read("WATCHDOG_CPU_RATE_USD", _non_negative),
-            memory_rate_usd=read("WATCHDOG_MEMORY_RATE_USD", _non_negative),
-            baseline_training_minutes=read(
-                "WATCHDOG_BASELINE_TRAINING_MINUTES", _positive
-            ),
-            max_entry_bytes=read("WATCHDOG_MAX_ENTRY_BYTES", _byte_limit),
-            project=raw["WATCHDOG_PROJECT"],
-            region=read("WATCHDOG_REGION", _region),
-            run_api_endpoint=read("WATCHDOG_RUN_API_ENDPOINT", _endpoint),
-            sweep_lookback_hours=read("WATCHDOG_SWEEP_LOOKBACK_HOURS", _positive),
-            dedup_ttl_days=read("WATCHDOG_DEDUP_TTL_DAYS", _positive),
-            rollback_mode=read("WATCHDOG_ROLLBACK_MODE", _mode),
-            rollback_threshold=read("WATCHDOG_ROLLBACK_THRESHOLD", _at_least_one),
-            rollback_cooldown_hours=read(
-                "WATCHDOG_ROLLBACK_COOLDOWN_HOURS", _non_negative
-            ),
-            rollback_cpu=read("WATCHDOG_ROLLBACK_CPU", _cpu),
-            rollback_memory=read("WATCHDOG_ROLLBACK_MEMORY", _memory),
-            rollback_cores=read("WATCHDOG_ROLLBACK_CORES", _at_least_one),
-            rollback_core_vars=read("WATCHDOG_ROLLBACK_CORE_VARS", _names),
-            rollback_timeout_seconds=read(
-                "WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", _positive
-            ),
-            streak_window_days=read("WATCHDOG_STREAK_WINDOW_DAYS", _positive),
-            slack_channel=read("WATCHDOG_SLACK_CHANNEL", _channel),
-            slack_alert_channel=read("WATCHDOG_SLACK_ALERT_CHANNEL", _channel)
-            or raw["WATCHDOG_SLACK_CHANNEL"],
-            slack_oncall_group=read("WATCHDOG_SLACK_ONCALL_GROUP", _user_group),
-            slack_api_url=read("WATCHDOG_SLACK_API_URL", _slack_url),
-            digest_days=read("WATCHDOG_DIGEST_DAYS", _count),
-            audit_topic=read("WATCHDOG_AUDIT_TOPIC", _topic),
-            slack_audit_channel=read("WATCHDOG_SLACK_AUDIT_CHANNEL", _channel),
-            logging_api_endpoint=read("WATCHDOG_LOGGING_API_ENDPOINT", _endpoint),
+                problems.append(f"{v.name}={raw[v.name]!r}: {exc}")
+        values["slack_alert_channel"] = (
+            values.get("slack_alert_channel") or raw["WATCHDOG_SLACK_CHANNEL"]
         )
+        settings = cls(**{f.name: values.get(f.name) for f in fields(cls)})
         if env.get(SLACK_TOKEN_ENV) and not settings.slack_channel:
             problems.append(
                 f"WATCHDOG_SLACK_CHANNEL='': {SLACK_TOKEN_ENV} is set, so a channel "
@@ -199,11 +98,7 @@ class Settings:
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, effective value, meaning) rows, in declaration order."""
-        values = [getattr(self, f.name) for f in fields(self)]
-        return [
-            (v.name, _show(value), v.meaning)
-            for v, value in zip(VARIABLES, values, strict=True)
-        ]
+        return [(v.name, _show(getattr(self, v.field)), v.meaning) for v in VARIABLES]
 
 
 def _show(value: object) -> str:
@@ -354,3 +249,78 @@ def _byte_limit(text: str) -> int:
     if value < 1024:
         raise ValueError("expected at least 1024 bytes")
     return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
+VARIABLES = (
+    Variable("WATCHDOG_JOBS", "mmm-app-training,mmm-app-dev-training", _job_names,
+             "Cloud Run job names to watch, comma separated"),
+    Variable("WATCHDOG_LEDGER", "sqlite:.watchdog/ledger.sqlite3", _ledger_url,
+             "where state is kept: sqlite:PATH (relative to the working "
+             "directory), sqlite::memory:, firestore (the default database) or "
+             "firestore://DATABASE"),
+    Variable("WATCHDOG_TOLERANCE_CORES", "1", _count,
+             "cores below the override that still count as effective"),
+    Variable("WATCHDOG_GRACE_SECONDS", "120", _non_negative,
+             "seconds after an execution's completion entry before its verdict"),
+    Variable("WATCHDOG_CPU_RATE_USD", "0.000018", _non_negative,
+             "price of one vCPU-second of a Cloud Run job"),
+    Variable("WATCHDOG_MEMORY_RATE_USD", "0.000002", _non_negative,
+             "price of one GiB-second of a Cloud Run job"),
+    Variable("WATCHDOG_BASELINE_TRAINING_MINUTES", "2.3", _positive,
+             "training minutes the speed-up is measured against"),
+    Variable("WATCHDOG_MAX_ENTRY_BYTES", "786432", _byte_limit,
+             "largest decoded LogEntry accepted; larger ones are rejected"),
+    Variable("WATCHDOG_PROJECT", "", _text,
+             "project of the watched jobs; empty: the sweeper asks no Run API"),
+    Variable("WATCHDOG_REGION", "europe-west1", _region,
+             "region of the watched jobs"),
+    Variable("WATCHDOG_RUN_API_ENDPOINT", "", _endpoint,
+             "Cloud Run Admin API endpoint; empty: Google's"),
+    Variable("WATCHDOG_SWEEP_LOOKBACK_HOURS", "48", _positive,
+             "how far back the sweeper looks for executions without verdict"),
+    Variable("WATCHDOG_DEDUP_TTL_DAYS", "35", _positive,
+             "days the ledger keeps observations (deduplication records)"),
+    Variable("WATCHDOG_ROLLBACK_MODE", "dry-run", _mode,
+             "off, dry-run (decide and report only), env (empty the override) "
+             "or resources (back to the rollback CPU, memory and cores)"),
+    Variable("WATCHDOG_ROLLBACK_THRESHOLD", "3", _at_least_one,
+             "consecutive failing verdicts of a job that trigger a rollback"),
+    Variable("WATCHDOG_ROLLBACK_COOLDOWN_HOURS", "24", _non_negative,
+             "hours after a rollback of a job before another one"),
+    Variable("WATCHDOG_ROLLBACK_CPU", "4", _cpu,
+             "CPU limit the resources mode sets"),
+    Variable("WATCHDOG_ROLLBACK_MEMORY", "16Gi", _memory,
+             "memory limit the resources mode sets"),
+    Variable("WATCHDOG_ROLLBACK_CORES", "4", _at_least_one,
+             "value the resources mode gives the core-count variables"),
+    Variable("WATCHDOG_ROLLBACK_CORE_VARS", "PARALLELLY_OVERRIDE_CORES", _names,
+             "the job's core-count env variables, comma separated"),
+    Variable("WATCHDOG_ROLLBACK_TIMEOUT_SECONDS", "120", _positive,
+             "how long to wait for the job update to finish"),
+    Variable("WATCHDOG_STREAK_WINDOW_DAYS", "30", _positive,
+             "days of verdicts in which a failure streak is looked for"),
+    Variable("WATCHDOG_SLACK_CHANNEL", "", _channel,
+             "Slack channel id for the summaries and the digest; used only "
+             "when SLACK_BOT_TOKEN is set"),
+    Variable("WATCHDOG_SLACK_ALERT_CHANNEL", "", _channel,
+             "Slack channel id for streak notices and rollback alerts; empty: "
+             "WATCHDOG_SLACK_CHANNEL"),
+    Variable("WATCHDOG_SLACK_ONCALL_GROUP", "", _user_group,
+             "Slack user-group id (S0123ABC) mentioned by rollback alerts; empty: "
+             "no mention"),
+    Variable("WATCHDOG_SLACK_API_URL", "", _slack_url,
+             "Slack Web API base URL; empty: Slack's"),
+    Variable("WATCHDOG_DIGEST_DAYS", "7", _count,
+             "days covered by each Slack digest; 0: no digest"),
+    Variable("WATCHDOG_AUDIT_TOPIC", "", _topic,
+             "Pub/Sub topic (projects/P/topics/T) replays publish to; messages "
+             "from it are audited, never acted on"),
+    Variable("WATCHDOG_SLACK_AUDIT_CHANNEL", "", _channel,
+             "Slack channel id for audit reports; empty: the log or console"),
+    Variable("WATCHDOG_LOGGING_API_ENDPOINT", "", _endpoint,
+             "Cloud Logging API endpoint replays read; empty: Google's"),
+)  # fmt: skip

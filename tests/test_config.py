@@ -41,3 +41,11 @@ def test_all_problems_are_reported_at_once():
 
     assert "WATCHDOG_JOBS" in str(error.value)
     assert "WATCHDOG_GRACE_SECONDS" in str(error.value)
+
+
+def test_each_variable_fills_one_setting_of_its_name():
+    from dataclasses import fields
+
+    assert sorted(v.field for v in VARIABLES) == sorted(
+        f.name for f in fields(Settings)
+    )
